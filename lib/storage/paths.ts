@@ -1,0 +1,76 @@
+/**
+ * The path mapper: the only code that knows the storage layout. It is CNCF distribution's, so
+ * a tree written by one registry is served by the other:
+ *
+ *   /docker/registry/v2
+ *     blobs/<alg>/<hex[0:2]>/<hex>/data                        the content, stored once
+ *     repositories/<name>/
+ *       _layers/<alg>/<hex>/link                              the blob is in this repository
+ *       _manifests/revisions/<alg>/<hex>/link                 a manifest revision
+ *       _manifests/tags/<tag>/current/link                    what the tag points at
+ *       _manifests/tags/<tag>/index/<alg>/<hex>/link          every revision the tag pointed at
+ *       _uploads/<uuid>/data                                  bytes of an upload in progress
+ *       _uploads/<uuid>/startedat                             when it started (RFC 3339)
+ *       _uploads/<uuid>/hashstates/<alg>/<offset>             distribution's resumable hash states
+ *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
+ *
+ * Link files hold a digest string.
+ */
+
+export const ROOT = '/docker/registry/v2'
+
+export type PathSpec =
+  | { kind: 'blobsRoot' }
+  | { kind: 'blobData', algorithm: string, hex: string }
+  | { kind: 'blobDir', algorithm: string, hex: string }
+  | { kind: 'repositoriesRoot' }
+  | { kind: 'repository', name: string }
+  | { kind: 'layerLink', name: string, algorithm: string, hex: string }
+  | { kind: 'layersRoot', name: string }
+  | { kind: 'manifestRevisionsRoot', name: string }
+  | { kind: 'manifestRevision', name: string, algorithm: string, hex: string }
+  | { kind: 'manifestRevisionLink', name: string, algorithm: string, hex: string }
+  | { kind: 'tagsRoot', name: string }
+  | { kind: 'tag', name: string, tag: string }
+  | { kind: 'tagCurrentLink', name: string, tag: string }
+  | { kind: 'tagIndexEntry', name: string, tag: string, algorithm: string, hex: string }
+  | { kind: 'uploadsRoot', name: string }
+  | { kind: 'upload', name: string, uuid: string }
+  | { kind: 'uploadData', name: string, uuid: string }
+  | { kind: 'uploadStartedAt', name: string, uuid: string }
+  | { kind: 'referrersRoot', name: string }
+  | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
+  | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
+
+/** Splits `alg:hex` for the mapper (digests are validated before they get here). */
+export function digestParts (digest: string): { algorithm: string, hex: string } {
+  const colon = digest.indexOf(':')
+  return { algorithm: digest.slice(0, colon), hex: digest.slice(colon + 1) }
+}
+
+export function pathFor (spec: PathSpec): string {
+  const repo = (name: string): string => `${ROOT}/repositories/${name}`
+  switch (spec.kind) {
+    case 'blobsRoot': return `${ROOT}/blobs`
+    case 'blobDir': return `${ROOT}/blobs/${spec.algorithm}/${spec.hex.slice(0, 2)}/${spec.hex}`
+    case 'blobData': return `${ROOT}/blobs/${spec.algorithm}/${spec.hex.slice(0, 2)}/${spec.hex}/data`
+    case 'repositoriesRoot': return `${ROOT}/repositories`
+    case 'repository': return repo(spec.name)
+    case 'layersRoot': return `${repo(spec.name)}/_layers`
+    case 'layerLink': return `${repo(spec.name)}/_layers/${spec.algorithm}/${spec.hex}/link`
+    case 'manifestRevisionsRoot': return `${repo(spec.name)}/_manifests/revisions`
+    case 'manifestRevision': return `${repo(spec.name)}/_manifests/revisions/${spec.algorithm}/${spec.hex}`
+    case 'manifestRevisionLink': return `${repo(spec.name)}/_manifests/revisions/${spec.algorithm}/${spec.hex}/link`
+    case 'tagsRoot': return `${repo(spec.name)}/_manifests/tags`
+    case 'tag': return `${repo(spec.name)}/_manifests/tags/${spec.tag}`
+    case 'tagCurrentLink': return `${repo(spec.name)}/_manifests/tags/${spec.tag}/current/link`
+    case 'tagIndexEntry': return `${repo(spec.name)}/_manifests/tags/${spec.tag}/index/${spec.algorithm}/${spec.hex}/link`
+    case 'uploadsRoot': return `${repo(spec.name)}/_uploads`
+    case 'upload': return `${repo(spec.name)}/_uploads/${spec.uuid}`
+    case 'uploadData': return `${repo(spec.name)}/_uploads/${spec.uuid}/data`
+    case 'uploadStartedAt': return `${repo(spec.name)}/_uploads/${spec.uuid}/startedat`
+    case 'referrersRoot': return `${repo(spec.name)}/_referrers`
+    case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
+    case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
+  }
+}
