@@ -2,6 +2,11 @@
  * The storage driver contract: a key/value store of byte streams, shaped after object stores
  * (not a POSIX file system). Keys are absolute slash-separated paths. Drivers know nothing of
  * the registry: the path mapper decides the layout, the services above decide the semantics.
+ *
+ * Directories are implicit: a path is a directory when some file lies below it. Whether an
+ * emptied directory lingers after a delete or move differs between drivers (a file system
+ * keeps it, an object store cannot), so callers must not rely on either. The root `/` always
+ * exists and is a directory: deleting or moving it is an InvalidPathError.
  */
 
 import type { Readable } from 'node:stream'
@@ -20,11 +25,19 @@ export interface FileInfo {
  * A writer for one path. Bytes written are not guaranteed visible to readers until `commit`
  * (or `close`). A writer opened with `append` continues a file left by an earlier writer,
  * possibly from another process.
+ *
+ * `commit`, `close` and `cancel` each finish the writer. Once finished, `write` and `commit`
+ * reject and `close` does nothing (so it is safe in a `finally`); `cancel` rejects after a
+ * `commit` or `close`, since what they kept is no longer this writer's to discard, but still
+ * discards after a `commit` that failed.
  */
 export interface FileWriter {
   /** Bytes in the file so far, including those of earlier writers when appending. */
   readonly size: number
-  /** Appends a chunk; resolves when the driver can take more (backpressure). */
+  /**
+   * Appends a chunk; resolves when the driver can take more (backpressure). The driver keeps
+   * no reference to the chunk once the promise resolves, so the caller may reuse it.
+   */
   write (chunk: Uint8Array): Promise<void>
   /** Makes everything written durable and visible; the writer is finished. */
   commit (): Promise<void>
@@ -37,7 +50,7 @@ export interface FileWriter {
 export interface ReadOptions {
   /** First byte to read (default 0). */
   offset?: number
-  /** Bytes to read from `offset` (default: to the end). */
+  /** Bytes to read from `offset` (default: to the end); a range past the end stops at the end. */
   length?: number
 }
 
@@ -54,19 +67,35 @@ export interface StorageDriver {
   getContent (path: string): Promise<Buffer>
   /** Writes a small file atomically: readers see the old content or the new, never a mix. */
   putContent (path: string, content: Uint8Array | string): Promise<void>
-  /** A stream of a file's bytes from an offset. PathNotFoundError when absent, InvalidOffsetError past the end. */
+  /**
+   * A stream of a file's bytes from an offset; `offset` equal to the size gives an empty stream.
+   * PathNotFoundError when absent or a directory, InvalidOffsetError past the end. The stream
+   * reads what the file held when it was opened, even if the file is replaced meanwhile. Consume
+   * or destroy it: it may hold a handle.
+   */
   reader (path: string, options?: ReadOptions): Promise<Readable>
   /** A writer for a path; `append` continues an existing file (PathNotFoundError when absent). */
   writer (path: string, append: boolean): Promise<FileWriter>
   /** Facts about a file or directory. PathNotFoundError when absent. */
   stat (path: string): Promise<FileInfo>
-  /** Full paths of the direct children of a directory, sorted. PathNotFoundError when absent. */
+  /**
+   * Full paths of the direct children of a directory, files and directories, sorted.
+   * PathNotFoundError when absent or a file.
+   */
   list (path: string): Promise<string[]>
-  /** Moves a file, replacing the destination atomically. PathNotFoundError when the source is absent. */
+  /**
+   * Moves a file, creating the destination's parents and replacing the destination atomically.
+   * PathNotFoundError when the source is absent or a directory (object stores cannot rename a
+   * prefix cheaply, so no driver offers it); InvalidPathError when either path is `/`.
+   */
   move (sourcePath: string, destPath: string): Promise<void>
-  /** Deletes a file or a whole subtree. PathNotFoundError when absent. */
+  /** Deletes a file or a whole subtree. PathNotFoundError when absent, InvalidPathError for `/`. */
   delete (path: string): Promise<void>
-  /** Every file and directory below a path, depth first in lexical order. */
+  /**
+   * Every file and directory below a directory (not the directory itself), depth first: each
+   * directory's children in sorted order, each child directory followed by its own subtree.
+   * PathNotFoundError (on the first step) when absent or a file.
+   */
   walk (path: string): AsyncIterable<FileInfo>
   /** A URL a client can fetch the file from directly, when the driver offers one. */
   redirectURL? (path: string): Promise<string | undefined>
@@ -112,6 +141,11 @@ export class InvalidOffsetError extends StorageDriverError {
 
 const segmentRegex = /^[A-Za-z0-9._-]+$/
 
+/** Whether a name can be one segment of a path: what drivers may list. */
+export function isValidSegment (name: string): boolean {
+  return segmentRegex.test(name) && name !== '.' && name !== '..'
+}
+
 /**
  * Paths are absolute, slash-separated, with segments of letters, digits, `.`, `_` and `-`;
  * no empty segments, no trailing slash, no `.` or `..` segments. `/` alone is the root.
@@ -120,7 +154,7 @@ export function isValidPath (path: string): boolean {
   if (path === '/') return true
   if (!path.startsWith('/') || path.endsWith('/')) return false
   const segments = path.slice(1).split('/')
-  return segments.every((segment) => segmentRegex.test(segment) && segment !== '.' && segment !== '..')
+  return segments.every(isValidSegment)
 }
 
 /** Throws InvalidPathError unless the path is valid. */
@@ -131,4 +165,18 @@ export function assertPath (driver: string, path: string): string {
 
 export function isPathNotFound (error: unknown): error is PathNotFoundError {
   return error instanceof PathNotFoundError
+}
+
+/**
+ * The byte range `[start, end)` a read covers, from a file's size and the read options:
+ * InvalidOffsetError when the offset is not an integer from 0 to the size; a length running
+ * past the end stops at the end.
+ */
+export function readRange (driver: string, path: string, size: number, options: ReadOptions = {}): { start: number, end: number } {
+  const start = options.offset ?? 0
+  if (!Number.isSafeInteger(start) || start < 0 || start > size) throw new InvalidOffsetError(driver, path, start)
+  const length = options.length
+  if (length === undefined) return { start, end: size }
+  if (!Number.isSafeInteger(length) || length < 0) throw new StorageDriverError(driver, path, `invalid length ${length}`)
+  return { start, end: Math.min(size, start + length) }
 }
