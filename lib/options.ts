@@ -24,6 +24,11 @@ export const RegistryOptionsSchema = Type.Object({
   manifestBodyLimit: Type.Optional(Type.Integer({ minimum: 1024, description: 'Largest manifest accepted, in bytes (default 4 MiB).' })),
   maxTagsPerRequest: Type.Optional(Type.Integer({ minimum: 10, description: 'Most `tag` parameters on one manifest PUT (default 100).' })),
   mountWithoutFrom: Type.Optional(Type.Boolean({ description: 'Honour `?mount=` without `from` by finding the blob in any repository (default false).' })),
+  uploadPurging: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean({ description: 'Purge abandoned uploads periodically (default true).' })),
+    ageSeconds: Type.Optional(Type.Integer({ minimum: 60, description: 'Uploads older than this are purged (default one week).' })),
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'How often to look (default 24 hours).' }))
+  }, { additionalProperties: false, description: 'Removal of abandoned uploads, as CNCF distribution\'s `uploadpurging`.' })),
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' }))
 }, { additionalProperties: false })
 
@@ -44,6 +49,7 @@ export interface ResolvedOptions {
   maxTagsPerRequest: number
   mountWithoutFrom: boolean
   schema1: 'verify' | 'reject'
+  uploadPurging: { enabled: boolean, ageSeconds: number, intervalSeconds: number }
 }
 
 function isDriverInstance (value: unknown): value is StorageDriver {
@@ -53,8 +59,9 @@ function isDriverInstance (value: unknown): value is StorageDriver {
 
 /** Validates options and fills defaults; throws a TypeError naming every problem. */
 export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions {
-  const { storage, ...rest } = options
-  const checked = isDriverInstance(storage) ? rest : options
+  // Fastify hands its own register options (prefix, logLevel, ...) to the plugin too.
+  const { storage, prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...rest } = options as RegistryOptions & Record<string, unknown>
+  const checked = isDriverInstance(storage) ? rest : { ...rest, ...(storage === undefined ? {} : { storage }) }
   if (!Value.Check(RegistryOptionsSchema, checked)) {
     const problems = [...Value.Errors(RegistryOptionsSchema, checked)]
       .map((error) => `${error.path === '' ? '(options)' : error.path}: ${error.message}`)
@@ -69,6 +76,11 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
     manifestBodyLimit: options.manifestBodyLimit ?? 4 * 1024 * 1024,
     maxTagsPerRequest: options.maxTagsPerRequest ?? 100,
     mountWithoutFrom: options.mountWithoutFrom ?? false,
-    schema1: options.schema1 ?? 'verify'
+    schema1: options.schema1 ?? 'verify',
+    uploadPurging: {
+      enabled: options.uploadPurging?.enabled ?? true,
+      ageSeconds: options.uploadPurging?.ageSeconds ?? 7 * 24 * 3600,
+      intervalSeconds: options.uploadPurging?.intervalSeconds ?? 24 * 3600
+    }
   }
 }

@@ -4,7 +4,7 @@
  */
 
 import { RegistryError } from './errors.js'
-import { isDigestString } from './digest.js'
+import { parseDigest } from './digest.js'
 
 /** One path component of a repository name. */
 export const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*'
@@ -50,9 +50,6 @@ export type Reference = { kind: 'tag', tag: string } | { kind: 'digest', digest:
 
 /** A manifest reference is a digest when it has the digest's shape, otherwise a tag. */
 export function parseReference (reference: string): Reference {
-  if (reference.includes(':')) {
-    if (!isDigestString(reference)) throw new RegistryError('DIGEST_INVALID', { digest: reference })
-    return { kind: 'digest', digest: reference }
-  }
+  if (reference.includes(':')) return { kind: 'digest', digest: parseDigest(reference).digest }
   return { kind: 'tag', tag: assertTag(reference) }
 }

@@ -1,21 +1,81 @@
 /**
  * The umbrella plugin a user registers. Encapsulated on purpose (not wrapped in
- * fastify-plugin): its error handler, parsers, hooks and decorators stay inside, so the host
- * app is untouched outside `/v2/`.
+ * fastify-plugin): its error handler, content-type parser, hooks and decorators stay inside,
+ * so the host app is untouched outside `/v2/`.
+ *
+ * Fastify's router cannot capture a multi-segment name mid-path, so the plugin registers
+ * `/v2/` and `/v2/*` and dispatches from the route descriptors: the context hook resolves
+ * the route, this dispatcher checks the method, validates query and headers against the
+ * descriptor's schemas and calls the route's handler.
  */
 
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { resolveOptions, type RegistryOptions } from '../lib/options.js'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
+import { RegistryError } from '../lib/errors.js'
+import { validateInput, type HttpMethod } from '../lib/routes.js'
+import errorsPlugin from './errors.js'
+import storagePlugin from './storage.js'
+import contextPlugin from './context.js'
+import type { RouteHandler, RouteHandlers } from './routes/types.js'
+import { baseHandlers } from './routes/base.js'
+import { blobHandlers } from './routes/blobs.js'
+import { uploadHandlers } from './routes/uploads.js'
+import { manifestHandlers } from './routes/manifests.js'
+import { discoveryHandlers } from './routes/discovery.js'
 
 export type { RegistryOptions } from '../lib/options.js'
 
+const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE']
+
+function handlerTable (options: ResolvedOptions): RouteHandlers {
+  const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(options), manifestHandlers(options), discoveryHandlers]
+  const merged: RouteHandlers = {}
+  for (const table of tables) {
+    for (const [route, methods] of Object.entries(table) as Array<[keyof RouteHandlers, Partial<Record<HttpMethod, RouteHandler>>]>) {
+      merged[route] = { ...merged[route], ...methods }
+    }
+  }
+  return merged
+}
+
+function dispatcher (handlers: RouteHandlers) {
+  return async function dispatch (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const { route, method } = request.registry
+    if (route === undefined) {
+      throw new RegistryError('UNSUPPORTED', { path: request.url.split('?')[0], reason: 'no such endpoint' }, { statusCode: 404 })
+    }
+    const handler = handlers[route.name]?.[request.method as HttpMethod]
+    if (method === undefined || handler === undefined) {
+      const allowed = Object.keys(route.methods).filter((name) => handlers[route.name]?.[name as HttpMethod] !== undefined)
+      throw new RegistryError('UNSUPPORTED', { method: request.method, reason: 'method not allowed' }, {
+        statusCode: 405, headers: { Allow: allowed.join(', ') }
+      })
+    }
+    if (method.query !== undefined) validateInput(method.query, request.query, 'UNSUPPORTED')
+    if (method.headers !== undefined) validateInput(method.headers, request.headers, 'UNSUPPORTED')
+    return await handler(request, reply)
+  }
+}
+
 const registry: FastifyPluginAsync<RegistryOptions> = async function registry (app: FastifyInstance, options: RegistryOptions) {
-  resolveOptions(options)
-  app.get('/v2/', async (_request, reply) => {
-    reply.header('Docker-Distribution-API-Version', 'registry/2.0')
-    return {}
+  const resolved = resolveOptions(options)
+  await app.register(errorsPlugin)
+  await app.register(storagePlugin, resolved)
+  await app.register(contextPlugin, resolved)
+
+  // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', function passThrough (_request, payload, done) {
+    done(null, payload)
   })
+
+  const dispatch = dispatcher(handlerTable(resolved))
+  app.route({ method: METHODS, url: '/v2', handler: dispatch, exposeHeadRoute: false })
+  app.route({ method: METHODS, url: '/v2/*', handler: dispatch, exposeHeadRoute: false })
 }
 
 export default registry
 export { registry }
+export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
+export { routes } from '../lib/routes.js'
+export { UrlBuilder } from '../lib/urls.js'

@@ -25,6 +25,7 @@ export type PathSpec =
   | { kind: 'blobDir', algorithm: string, hex: string }
   | { kind: 'repositoriesRoot' }
   | { kind: 'repository', name: string }
+  | { kind: 'layer', name: string, algorithm: string, hex: string }
   | { kind: 'layerLink', name: string, algorithm: string, hex: string }
   | { kind: 'layersRoot', name: string }
   | { kind: 'manifestRevisionsRoot', name: string }
@@ -40,6 +41,7 @@ export type PathSpec =
   | { kind: 'uploadStartedAt', name: string, uuid: string }
   | { kind: 'referrersRoot', name: string }
   | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
+  | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
@@ -57,6 +59,7 @@ export function pathFor (spec: PathSpec): string {
     case 'repositoriesRoot': return `${ROOT}/repositories`
     case 'repository': return repo(spec.name)
     case 'layersRoot': return `${repo(spec.name)}/_layers`
+    case 'layer': return `${repo(spec.name)}/_layers/${spec.algorithm}/${spec.hex}`
     case 'layerLink': return `${repo(spec.name)}/_layers/${spec.algorithm}/${spec.hex}/link`
     case 'manifestRevisionsRoot': return `${repo(spec.name)}/_manifests/revisions`
     case 'manifestRevision': return `${repo(spec.name)}/_manifests/revisions/${spec.algorithm}/${spec.hex}`
@@ -71,6 +74,7 @@ export function pathFor (spec: PathSpec): string {
     case 'uploadStartedAt': return `${repo(spec.name)}/_uploads/${spec.uuid}/startedat`
     case 'referrersRoot': return `${repo(spec.name)}/_referrers`
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
+    case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
   }
 }

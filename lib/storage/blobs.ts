@@ -1,0 +1,133 @@
+/**
+ * Blob stores. The global store holds content once, addressed by digest; a repository sees a
+ * blob only through its own link (the linked store), so content is never readable across
+ * repositories without one. Storage returns descriptors and streams; HTTP is the plugin's job.
+ */
+
+import type { Readable } from 'node:stream'
+import { RegistryError } from '../errors.js'
+import { parseDigest } from '../digest.js'
+import { isPathNotFound, type StorageDriver } from './driver.js'
+import { digestParts, pathFor } from './paths.js'
+
+export interface BlobDescriptor {
+  digest: string
+  size: number
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number
+  /** Last byte, inclusive. */
+  end: number
+}
+
+/** Content-addressed blobs shared by every repository. */
+export class BlobStore {
+  constructor (readonly driver: StorageDriver) {}
+
+  dataPath (digest: string): string {
+    return pathFor({ kind: 'blobData', ...digestParts(digest) })
+  }
+
+  /** The blob's descriptor, or undefined when the registry does not hold it. */
+  async stat (digest: string): Promise<BlobDescriptor | undefined> {
+    try {
+      const info = await this.driver.stat(this.dataPath(digest))
+      return info.isDir ? undefined : { digest, size: info.size }
+    } catch (error) {
+      if (isPathNotFound(error)) return undefined
+      throw error
+    }
+  }
+
+  async open (digest: string, range?: ByteRange): Promise<Readable> {
+    const options = range === undefined ? {} : { offset: range.start, length: range.end - range.start + 1 }
+    try {
+      return await this.driver.reader(this.dataPath(digest), options)
+    } catch (error) {
+      if (isPathNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', { digest })
+      throw error
+    }
+  }
+
+  async getContent (digest: string): Promise<Buffer> {
+    try {
+      return await this.driver.getContent(this.dataPath(digest))
+    } catch (error) {
+      if (isPathNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', { digest })
+      throw error
+    }
+  }
+
+  /** Stores small content (a manifest) under its digest; atomic, idempotent. */
+  async putContent (digest: string, content: Uint8Array): Promise<void> {
+    await this.driver.putContent(this.dataPath(digest), content)
+  }
+
+  /**
+   * Publishes a finished upload's data file as the blob. When the blob exists already the
+   * upload's copy is simply dropped by the caller; the move is an atomic replace either way.
+   */
+  async publish (digest: string, sourcePath: string): Promise<void> {
+    await this.driver.move(sourcePath, this.dataPath(digest))
+  }
+
+  /** `url` of a direct download, when the driver offers redirects. */
+  async redirectURL (digest: string): Promise<string | undefined> {
+    return await this.driver.redirectURL?.(this.dataPath(digest))
+  }
+}
+
+/** The blobs one repository links to. */
+export class LinkedBlobStore {
+  constructor (readonly blobs: BlobStore, readonly driver: StorageDriver, readonly name: string) {}
+
+  private linkPath (digest: string): string {
+    return pathFor({ kind: 'layerLink', name: this.name, ...digestParts(digest) })
+  }
+
+  /** The descriptor of a blob linked here, or undefined (no link, or the content is gone). */
+  async stat (digest: string): Promise<BlobDescriptor | undefined> {
+    parseDigest(digest)
+    if (!await this.hasLink(digest)) return undefined
+    return await this.blobs.stat(digest)
+  }
+
+  /** Like stat, but BLOB_UNKNOWN when absent. */
+  async get (digest: string): Promise<BlobDescriptor> {
+    const descriptor = await this.stat(digest)
+    if (descriptor === undefined) throw new RegistryError('BLOB_UNKNOWN', { digest })
+    return descriptor
+  }
+
+  async hasLink (digest: string): Promise<boolean> {
+    try {
+      const info = await this.driver.stat(this.linkPath(digest))
+      return !info.isDir
+    } catch (error) {
+      if (isPathNotFound(error)) return false
+      throw error
+    }
+  }
+
+  /** Makes a blob visible in this repository. */
+  async link (digest: string): Promise<void> {
+    await this.driver.putContent(this.linkPath(digest), digest)
+  }
+
+  /** Removes the repository's link; BLOB_UNKNOWN when it had none. */
+  async unlink (digest: string): Promise<void> {
+    parseDigest(digest)
+    try {
+      await this.driver.delete(pathFor({ kind: 'layer', name: this.name, ...digestParts(digest) }))
+    } catch (error) {
+      if (isPathNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', { digest })
+      throw error
+    }
+  }
+
+  async open (digest: string, range?: ByteRange): Promise<Readable> {
+    return await this.blobs.open(digest, range)
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Manifests, tags and referrers of one repository. A manifest's bytes are stored once in the
+ * blob store under their digest (as CNCF distribution stores them) and linked as a revision of
+ * the repository; tags point at revisions; a manifest with a subject is indexed as a referrer
+ * of that subject.
+ */
+
+import { RegistryError } from '../errors.js'
+import { digestOf, parseDigest, type Algorithm } from '../digest.js'
+import { assertTag, type Reference } from '../reference.js'
+import { compareLexically } from '../paging.js'
+import { EMPTY_BLOB_DIGEST } from '../manifest/media-types.js'
+import { mediaTypeOf, parseManifest, type Descriptor, type ParsedManifest } from '../manifest/parse.js'
+import { isPathNotFound, type StorageDriver } from './driver.js'
+import { digestParts, pathFor } from './paths.js'
+import type { BlobStore, LinkedBlobStore } from './blobs.js'
+
+export interface StoredManifest {
+  digest: string
+  mediaType: string
+  content: Buffer
+}
+
+export interface PutManifestResult {
+  digest: string
+  subject?: string
+  tags: string[]
+}
+
+/** Verifies a schema 1 manifest; returns the digest it is known by, its name, tag and the blobs it needs. */
+export type Schema1Verifier = (bytes: Buffer) => { digest: string, name: string, tag: string, blobs: string[] }
+
+async function readLink (driver: StorageDriver, path: string): Promise<string | undefined> {
+  try {
+    return (await driver.getContent(path)).toString('utf8').trim()
+  } catch (error) {
+    if (isPathNotFound(error)) return undefined
+    throw error
+  }
+}
+
+async function listNames (driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return (await driver.list(path)).map((child) => child.slice(child.lastIndexOf('/') + 1))
+  } catch (error) {
+    if (isPathNotFound(error)) return []
+    throw error
+  }
+}
+
+async function deleteIfPresent (driver: StorageDriver, path: string): Promise<boolean> {
+  try {
+    await driver.delete(path)
+    return true
+  } catch (error) {
+    if (isPathNotFound(error)) return false
+    throw error
+  }
+}
+
+export class TagStore {
+  constructor (private readonly driver: StorageDriver, private readonly name: string) {}
+
+  /** The digest a tag points at, or undefined. */
+  async get (tag: string): Promise<string | undefined> {
+    return await readLink(this.driver, pathFor({ kind: 'tagCurrentLink', name: this.name, tag }))
+  }
+
+  async set (tag: string, digest: string): Promise<void> {
+    const parts = digestParts(digest)
+    await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...parts }), digest)
+    await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
+  }
+
+  /** Removes a tag; false when there was none. */
+  async delete (tag: string): Promise<boolean> {
+    return await deleteIfPresent(this.driver, pathFor({ kind: 'tag', name: this.name, tag }))
+  }
+
+  /** Every tag, in lexical order. */
+  async list (): Promise<string[]> {
+    return (await listNames(this.driver, pathFor({ kind: 'tagsRoot', name: this.name }))).sort(compareLexically)
+  }
+}
+
+export class ReferrerStore {
+  constructor (private readonly driver: StorageDriver, private readonly name: string) {}
+
+  async add (subject: string, digest: string): Promise<void> {
+    const s = digestParts(subject)
+    await this.driver.putContent(pathFor({ kind: 'referrerLink', name: this.name, subjectAlgorithm: s.algorithm, subjectHex: s.hex, ...digestParts(digest) }), digest)
+  }
+
+  async remove (subject: string, digest: string): Promise<void> {
+    const s = digestParts(subject)
+    await deleteIfPresent(this.driver, pathFor({ kind: 'referrer', name: this.name, subjectAlgorithm: s.algorithm, subjectHex: s.hex, ...digestParts(digest) }))
+  }
+
+  /** Digests of the manifests recorded as referrers of `subject`, sorted. */
+  async list (subject: string): Promise<string[]> {
+    const root = pathFor({ kind: 'referrersOfSubject', name: this.name, ...digestParts(subject) })
+    const digests: string[] = []
+    for (const algorithm of await listNames(this.driver, root)) {
+      for (const hex of await listNames(this.driver, `${root}/${algorithm}`)) digests.push(`${algorithm}:${hex}`)
+    }
+    return digests.sort(compareLexically)
+  }
+}
+
+export interface ManifestStoreOptions {
+  maxTagsPerRequest: number
+  schema1?: Schema1Verifier
+}
+
+export class ManifestStore {
+  constructor (
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly linked: LinkedBlobStore,
+    readonly tags: TagStore,
+    readonly referrers: ReferrerStore,
+    private readonly name: string,
+    private readonly options: ManifestStoreOptions
+  ) {}
+
+  private revisionLink (digest: string): string {
+    return pathFor({ kind: 'manifestRevisionLink', name: this.name, ...digestParts(digest) })
+  }
+
+  /** True when the repository holds this manifest revision. */
+  async exists (digest: string): Promise<boolean> {
+    try {
+      return !(await this.driver.stat(this.revisionLink(digest))).isDir
+    } catch (error) {
+      if (isPathNotFound(error)) return false
+      throw error
+    }
+  }
+
+  /** True when the repository holds anything: a manifest revision or a blob link. */
+  async repositoryExists (): Promise<boolean> {
+    for (const root of [pathFor({ kind: 'manifestRevisionsRoot', name: this.name }), pathFor({ kind: 'layersRoot', name: this.name })]) {
+      for (const algorithm of await listNames(this.driver, root)) {
+        if ((await listNames(this.driver, `${root}/${algorithm}`)).length > 0) return true
+      }
+    }
+    return false
+  }
+
+  private async unknown (detail: Record<string, string>): Promise<RegistryError> {
+    if (!await this.repositoryExists()) return new RegistryError('NAME_UNKNOWN', { name: this.name })
+    return new RegistryError('MANIFEST_UNKNOWN', detail)
+  }
+
+  /** The digest a reference names in this repository; MANIFEST_UNKNOWN / NAME_UNKNOWN when none. */
+  async resolve (reference: Reference): Promise<string> {
+    if (reference.kind === 'tag') {
+      const digest = await this.tags.get(reference.tag)
+      if (digest !== undefined && await this.exists(digest)) return digest
+      throw await this.unknown({ tag: reference.tag })
+    }
+    if (await this.exists(reference.digest)) return reference.digest
+    throw await this.unknown({ digest: reference.digest })
+  }
+
+  async get (reference: Reference): Promise<StoredManifest> {
+    const digest = await this.resolve(reference)
+    const content = await this.blobs.getContent(digest)
+    return { digest, mediaType: mediaTypeOf(content), content }
+  }
+
+  /**
+   * Validates and stores a manifest under `reference` and every tag in `extraTags`. Nothing is
+   * written unless every check passes.
+   */
+  async put (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[] = []): Promise<PutManifestResult> {
+    const tags = [...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags])]
+    if (tags.length > this.options.maxTagsPerRequest) {
+      throw new RegistryError('TAG_INVALID', { reason: `more than ${this.options.maxTagsPerRequest} tags in one request` }, { statusCode: 414 })
+    }
+    for (const tag of tags) assertTag(tag)
+    const parsed = parseManifest(bytes, contentType)
+    const algorithm: Algorithm = reference.kind === 'digest' ? parseDigest(reference.digest).algorithm : 'sha256'
+    let digest = digestOf(bytes, algorithm)
+    let blobs = parsed.blobs.map((blob) => blob.digest)
+    if (parsed.kind === 'schema1') {
+      if (this.options.schema1 === undefined) {
+        throw new RegistryError('MANIFEST_INVALID', { reason: 'schema 1 manifests are not accepted by this registry', mediaType: parsed.mediaType })
+      }
+      const verified = this.options.schema1(bytes)
+      if (verified.name !== this.name) {
+        throw new RegistryError('NAME_INVALID', { name: verified.name, reason: 'the manifest names another repository' })
+      }
+      if (reference.kind === 'tag' && verified.tag !== reference.tag) {
+        throw new RegistryError('TAG_INVALID', { tag: verified.tag, reason: 'the manifest names another tag' })
+      }
+      digest = verified.digest
+      blobs = verified.blobs
+    }
+    if (reference.kind === 'digest' && reference.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', { digest: reference.digest, computed: digest, reason: 'the manifest does not match the digest in the URL' })
+    }
+    await this.checkReferences(parsed, blobs)
+
+    await this.blobs.putContent(digest, bytes)
+    await this.driver.putContent(this.revisionLink(digest), digest)
+    if (parsed.subject !== undefined) await this.referrers.add(parsed.subject.digest, digest)
+    await Promise.all(tags.map(async (tag) => { await this.tags.set(tag, digest) }))
+    return { digest, tags, ...(parsed.subject === undefined ? {} : { subject: parsed.subject.digest }) }
+  }
+
+  private async checkReferences (parsed: ParsedManifest, blobs: string[]): Promise<void> {
+    const missingBlobs = await Promise.all([...new Set(blobs)].map(async (digest) =>
+      digest === EMPTY_BLOB_DIGEST || await this.linked.stat(digest) !== undefined ? undefined : digest))
+    const missingManifests = await Promise.all(parsed.manifests.map(async (manifest: Descriptor) =>
+      await this.exists(manifest.digest) ? undefined : manifest.digest))
+    const missing = [...missingBlobs, ...missingManifests].filter((digest): digest is string => digest !== undefined)
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missing[0], missing })
+    }
+  }
+
+  /** Deletes a revision, every tag pointing at it and its referrer entry. */
+  async delete (digest: string): Promise<void> {
+    if (!await this.exists(digest)) throw await this.unknown({ digest })
+    let subject: string | undefined
+    try {
+      subject = parseManifest(await this.blobs.getContent(digest), undefined).subject?.digest
+    } catch {
+      subject = undefined
+    }
+    await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
+    for (const tag of await this.tags.list()) {
+      if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
+    }
+    if (subject !== undefined) await this.referrers.remove(subject, digest)
+  }
+
+  /** Removes one tag; MANIFEST_UNKNOWN when it does not exist. */
+  async untag (tag: string): Promise<void> {
+    if (!await this.tags.delete(tag)) throw await this.unknown({ tag })
+  }
+
+  /** Descriptors of the manifests whose subject is `subject`, sorted by digest. */
+  async referrersOf (subject: string): Promise<Descriptor[]> {
+    const descriptors: Descriptor[] = []
+    for (const digest of await this.referrers.list(subject)) {
+      if (!await this.exists(digest)) continue
+      const content = await this.blobs.getContent(digest)
+      const parsed = parseManifest(content, undefined)
+      const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: content.length }
+      if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType
+      if (parsed.annotations !== undefined) descriptor.annotations = parsed.annotations
+      descriptors.push(descriptor)
+    }
+    return descriptors
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The registry's storage services over one driver: the global blob store, the catalog and,
+ * per repository, its linked blobs, uploads, manifests, tags and referrers.
+ */
+
+import { RegistryError } from '../errors.js'
+import { assertName, isValidName } from '../reference.js'
+import { compareLexically } from '../paging.js'
+import { isPathNotFound, type StorageDriver } from './driver.js'
+import { pathFor } from './paths.js'
+import { BlobStore, LinkedBlobStore } from './blobs.js'
+import { UploadSessions, UploadStore } from './uploads.js'
+import { ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+
+export interface RegistryServiceOptions {
+  /** Whether manifests, tags and blobs may be deleted. */
+  deleteEnabled?: boolean
+  /** Most tags one manifest PUT may set. */
+  maxTagsPerRequest?: number
+  /** Verifies schema 1 manifests; without it they are refused. */
+  schema1?: Schema1Verifier
+}
+
+export class Repository {
+  readonly blobs: LinkedBlobStore
+  readonly uploads: UploadStore
+  readonly manifests: ManifestStore
+
+  constructor (readonly registry: Registry, readonly name: string) {
+    const { driver } = registry
+    this.blobs = new LinkedBlobStore(registry.blobs, driver, name)
+    this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
+    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name), new ReferrerStore(driver, name), name, {
+      maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
+      ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
+    })
+  }
+}
+
+async function childNames (driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return (await driver.list(path)).map((child) => child.slice(child.lastIndexOf('/') + 1))
+  } catch (error) {
+    if (isPathNotFound(error)) return []
+    throw error
+  }
+}
+
+export class Registry {
+  readonly blobs: BlobStore
+  readonly uploadSessions = new UploadSessions()
+  readonly deleteEnabled: boolean
+
+  constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
+    this.blobs = new BlobStore(driver)
+    this.deleteEnabled = options.deleteEnabled ?? false
+  }
+
+  repository (name: string): Repository {
+    return new Repository(this, assertName(name))
+  }
+
+  /** Throws UNSUPPORTED (405) unless deletes are enabled. */
+  assertDeleteEnabled (): void {
+    if (!this.deleteEnabled) throw new RegistryError('UNSUPPORTED', { reason: 'deletes are disabled on this registry' })
+  }
+
+  /** Every repository directory in storage with the names of its children, depth first. */
+  private async * repositoryDirectories (): AsyncGenerator<{ name: string, children: string[] }> {
+    const pending: Array<{ path: string, name: string }> = [{ path: pathFor({ kind: 'repositoriesRoot' }), name: '' }]
+    while (pending.length > 0) {
+      const { path, name } = pending.pop() as { path: string, name: string }
+      const children = await childNames(this.driver, path)
+      if (name !== '' && isValidName(name)) yield { name, children }
+      for (const child of children) {
+        if (!child.startsWith('_')) pending.push({ path: `${path}/${child}`, name: name === '' ? child : `${name}/${child}` })
+      }
+    }
+  }
+
+  /** Names of every repository that holds a manifest or a blob link, in lexical order. */
+  async catalog (): Promise<string[]> {
+    const found: string[] = []
+    for await (const { name, children } of this.repositoryDirectories()) {
+      if ((children.includes('_manifests') || children.includes('_layers')) && await this.repository(name).manifests.repositoryExists()) {
+        found.push(name)
+      }
+    }
+    return found.sort(compareLexically)
+  }
+
+  /**
+   * Removes uploads started before `olderThan` (abandoned by their clients). Returns what it
+   * removed. Safe beside running uploads: only old ones go.
+   */
+  async purgeUploads (olderThan: Date): Promise<Array<{ name: string, uuid: string, startedAt: Date }>> {
+    const purged: Array<{ name: string, uuid: string, startedAt: Date }> = []
+    for await (const { name, children } of this.repositoryDirectories()) {
+      if (!children.includes('_uploads')) continue
+      const uploads = this.repository(name).uploads
+      for (const uuid of await childNames(this.driver, pathFor({ kind: 'uploadsRoot', name }))) {
+        const startedAt = await uploads.startedAt(uuid)
+        if (startedAt.getTime() < olderThan.getTime()) {
+          await this.driver.delete(pathFor({ kind: 'upload', name, uuid }))
+          purged.push({ name, uuid, startedAt })
+        }
+      }
+    }
+    return purged
+  }
+
+  async close (): Promise<void> {
+    await this.driver.close?.()
+  }
+}

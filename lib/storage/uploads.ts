@@ -1,0 +1,263 @@
+/**
+ * Blob uploads. Upload state lives in storage (`_uploads/<uuid>/data` and `startedat`), so
+ * any process on the same storage can continue any upload. Bytes are hashed as they stream
+ * in; when this process holds the hash state for the upload's current offset, finishing does
+ * not read the data back. Otherwise (another process wrote the last chunk, or this one
+ * restarted) finishing re-reads the data once: Node's hash state cannot be serialized.
+ */
+
+import { randomUUID } from 'node:crypto'
+import { RegistryError } from '../errors.js'
+import { Digester, parseDigest, type Algorithm, DEFAULT_ALGORITHM } from '../digest.js'
+import { isPathNotFound, type StorageDriver } from './driver.js'
+import { pathFor } from './paths.js'
+import type { BlobDescriptor, BlobStore, LinkedBlobStore } from './blobs.js'
+
+/** Bytes to append: a request body, or any (async) iterable of chunks. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+
+export interface UploadState {
+  uuid: string
+  /** Bytes received so far. */
+  offset: number
+  startedAt: Date
+}
+
+export interface AppendOptions {
+  /** Offset the chunk claims to start at (Content-Range); RANGE_INVALID unless it is the current one. */
+  start?: number
+}
+
+export interface CompleteOptions {
+  /** Offset the last chunk claims to start at (Content-Range); RANGE_INVALID unless it is the current one. */
+  start?: number
+  /** Size the client expects the blob to have. */
+  size?: number
+  /** Last bytes of the blob, sent with the completing request. */
+  body?: ByteSource
+}
+
+interface HashEntry {
+  digester: Digester
+  offset: number
+}
+
+/**
+ * In-process hash states of uploads, keyed by repository and upload id, and the set of uploads
+ * a request is writing to right now. Bounded: an evicted state only costs a re-read.
+ */
+export class UploadSessions {
+  private readonly hashes = new Map<string, HashEntry>()
+  private readonly busy = new Set<string>()
+
+  constructor (private readonly maxEntries = 10_000) {}
+
+  get (key: string): HashEntry | undefined {
+    return this.hashes.get(key)
+  }
+
+  set (key: string, entry: HashEntry): void {
+    this.hashes.delete(key)
+    this.hashes.set(key, entry)
+    if (this.hashes.size > this.maxEntries) {
+      const oldest = this.hashes.keys().next().value
+      if (oldest !== undefined) this.hashes.delete(oldest)
+    }
+  }
+
+  forget (key: string): void {
+    this.hashes.delete(key)
+  }
+
+  /** Marks an upload busy; false when another request holds it. */
+  acquire (key: string): boolean {
+    if (this.busy.has(key)) return false
+    this.busy.add(key)
+    return true
+  }
+
+  release (key: string): void {
+    this.busy.delete(key)
+  }
+}
+
+/** `Range` header value for an upload holding `offset` bytes, as distribution writes it. */
+export function uploadRange (offset: number): string {
+  return `0-${offset > 0 ? offset - 1 : 0}`
+}
+
+function assertContinues (uuid: string, state: UploadState, start: number | undefined): void {
+  if (start !== undefined && start !== state.offset) {
+    throw new RegistryError('RANGE_INVALID', { uuid, offset: state.offset, start }, { headers: { Range: uploadRange(state.offset) } })
+  }
+}
+
+export class UploadStore {
+  constructor (
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly linked: LinkedBlobStore,
+    private readonly sessions: UploadSessions,
+    private readonly name: string
+  ) {}
+
+  private key (uuid: string): string {
+    return `${this.name}\n${uuid}`
+  }
+
+  private dataPath (uuid: string): string {
+    return pathFor({ kind: 'uploadData', name: this.name, uuid })
+  }
+
+  /** Starts an upload; `algorithm` is the one its bytes are hashed with as they arrive. */
+  async start (algorithm: Algorithm = DEFAULT_ALGORITHM): Promise<UploadState> {
+    const uuid = randomUUID()
+    const startedAt = new Date()
+    // Data first, then startedat: an upload exists once startedat does, so a crash between
+    // the two leaves only a data file that a purge removes.
+    const writer = await this.driver.writer(this.dataPath(uuid), false)
+    await writer.commit()
+    await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), startedAt.toISOString())
+    this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0 })
+    return { uuid, offset: 0, startedAt }
+  }
+
+  /**
+   * When an upload started; for a directory without a readable `startedat` (a crash between
+   * creating the data and recording the start), the data file's time, else the epoch.
+   */
+  async startedAt (uuid: string): Promise<Date> {
+    try {
+      const text = (await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }))).toString('utf8').trim()
+      const date = new Date(text)
+      if (!Number.isNaN(date.getTime())) return date
+    } catch (error) {
+      if (!isPathNotFound(error)) throw error
+    }
+    try {
+      return (await this.driver.stat(this.dataPath(uuid))).modTime
+    } catch (error) {
+      if (isPathNotFound(error)) return new Date(0)
+      throw error
+    }
+  }
+
+  /** The upload's state; BLOB_UPLOAD_UNKNOWN when it does not exist in this repository. */
+  async state (uuid: string): Promise<UploadState> {
+    try {
+      const started = await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }))
+      const data = await this.driver.stat(this.dataPath(uuid))
+      const startedAt = new Date(started.toString('utf8').trim())
+      return { uuid, offset: data.size, startedAt: Number.isNaN(startedAt.getTime()) ? new Date(0) : startedAt }
+    } catch (error) {
+      if (isPathNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
+      throw error
+    }
+  }
+
+  private async exclusive<T> (uuid: string, work: (state: UploadState) => Promise<T>): Promise<T> {
+    const key = this.key(uuid)
+    if (!this.sessions.acquire(key)) {
+      const state = await this.state(uuid)
+      throw new RegistryError('RANGE_INVALID', { uuid, reason: 'another request is writing to this upload' }, {
+        headers: { Range: uploadRange(state.offset) }
+      })
+    }
+    try {
+      return await work(await this.state(uuid))
+    } finally {
+      this.sessions.release(key)
+    }
+  }
+
+  /** The hash state for the upload at `offset`, when this process has it. */
+  private hashAt (uuid: string, offset: number): HashEntry | undefined {
+    const entry = this.sessions.get(this.key(uuid))
+    if (entry !== undefined && entry.offset === offset) return entry
+    if (entry !== undefined) this.sessions.forget(this.key(uuid))
+    return undefined
+  }
+
+  /**
+   * Streams bytes onto the end of the upload. When the body breaks off (client gone), the
+   * bytes received so far stay in the upload and its offset says so: the client can resume.
+   */
+  private async appendBody (uuid: string, state: UploadState, body: ByteSource): Promise<number> {
+    const hash = this.hashAt(uuid, state.offset)
+    const writer = await this.driver.writer(this.dataPath(uuid), true)
+    try {
+      for await (const chunk of body) {
+        await writer.write(chunk)
+        if (hash !== undefined) {
+          hash.digester.update(chunk)
+          hash.offset += chunk.byteLength
+        }
+      }
+    } catch (error) {
+      await writer.close()
+      throw error
+    }
+    await writer.close()
+    if (hash !== undefined) this.sessions.set(this.key(uuid), hash)
+    return writer.size
+  }
+
+  /** Appends a chunk; with `start`, it must continue the upload exactly (else RANGE_INVALID, 416). */
+  async append (uuid: string, body: ByteSource, options: AppendOptions = {}): Promise<UploadState> {
+    return await this.exclusive(uuid, async (state) => {
+      assertContinues(uuid, state, options.start)
+      const offset = await this.appendBody(uuid, state, body)
+      return { ...state, offset }
+    })
+  }
+
+  /**
+   * Finishes the upload: appends the last bytes, verifies size and digest, publishes the blob
+   * and links it into the repository. A failed check keeps the upload as it was.
+   */
+  async complete (uuid: string, digest: string, options: CompleteOptions = {}): Promise<BlobDescriptor> {
+    const { algorithm } = parseDigest(digest)
+    return await this.exclusive(uuid, async (state) => {
+      assertContinues(uuid, state, options.start)
+      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body)
+      if (options.size !== undefined && options.size !== size) {
+        throw new RegistryError('SIZE_INVALID', { uuid, expected: options.size, received: size })
+      }
+      const computed = await this.digestOf(uuid, algorithm, size)
+      if (computed !== digest) {
+        throw new RegistryError('DIGEST_INVALID', { digest, computed, reason: 'the content does not match the digest' })
+      }
+      // Durable before it becomes visible under the digest.
+      const writer = await this.driver.writer(this.dataPath(uuid), true)
+      await writer.commit()
+      if (await this.blobs.stat(digest) === undefined) {
+        await this.blobs.publish(digest, this.dataPath(uuid))
+      }
+      await this.linked.link(digest)
+      await this.remove(uuid)
+      return { digest, size }
+    })
+  }
+
+  private async digestOf (uuid: string, algorithm: Algorithm, size: number): Promise<string> {
+    const hash = this.hashAt(uuid, size)
+    if (hash !== undefined && hash.digester.algorithm === algorithm) return hash.digester.digest()
+    const digester = new Digester(algorithm)
+    for await (const chunk of await this.driver.reader(this.dataPath(uuid))) digester.update(chunk as Uint8Array)
+    return digester.digest()
+  }
+
+  /** Cancels an upload and frees its storage; BLOB_UPLOAD_UNKNOWN when it does not exist. */
+  async cancel (uuid: string): Promise<void> {
+    await this.exclusive(uuid, async () => { await this.remove(uuid) })
+  }
+
+  private async remove (uuid: string): Promise<void> {
+    this.sessions.forget(this.key(uuid))
+    try {
+      await this.driver.delete(pathFor({ kind: 'upload', name: this.name, uuid }))
+    } catch (error) {
+      if (!isPathNotFound(error)) throw error
+    }
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The error registry's HTTP face: the one error handler of the registry's context. Every
+ * error (a RegistryError from lib code, Fastify's own, a storage failure) leaves here as the
+ * spec's body `{"errors":[{"code","message","detail"}]}` with the descriptor's status.
+ */
+
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { RegistryError, isRegistryError, toErrorBody } from '../lib/errors.js'
+
+/** Fastify's client errors, mapped to the closest spec code (the status stays Fastify's). */
+const fastifyCodes: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'SIZE_INVALID',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'SIZE_INVALID',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MANIFEST_INVALID',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MANIFEST_INVALID'
+}
+
+/** Turns anything thrown while serving a request into a RegistryError. */
+export function toRegistryError (error: unknown): RegistryError {
+  if (isRegistryError(error)) return error
+  const fastifyError = error as Partial<FastifyError>
+  if (Array.isArray(fastifyError.validation)) {
+    return new RegistryError('UNSUPPORTED', { reason: fastifyError.message }, { statusCode: fastifyError.statusCode ?? 400 })
+  }
+  const status = fastifyError.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = (fastifyError.code !== undefined ? fastifyCodes[fastifyError.code] : undefined) ?? 'UNSUPPORTED'
+    return new RegistryError(code, { reason: fastifyError.message }, { statusCode: status })
+  }
+  return new RegistryError('UNKNOWN', undefined, { cause: error })
+}
+
+export function sendError (reply: FastifyReply, error: RegistryError): FastifyReply {
+  return reply
+    .code(error.statusCode)
+    .headers(error.headers)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify(toErrorBody(error)))
+}
+
+async function errorsPlugin (app: FastifyInstance): Promise<void> {
+  app.setErrorHandler(function registryErrorHandler (error: unknown, request: FastifyRequest, reply: FastifyReply) {
+    const registryError = toRegistryError(error)
+    if (request.raw.destroyed && !request.raw.complete) {
+      // The client went away mid-request: nothing to answer, and not a server fault.
+      request.log.info({ code: (error as { code?: string }).code }, 'client closed the request')
+      return
+    }
+    if (registryError.statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+    } else {
+      request.log.info({ code: registryError.code, detail: registryError.detail }, 'request refused')
+    }
+    if (reply.sent || reply.raw.headersSent) return
+    // A refused upload may leave request bytes unread; do not keep a half-read connection.
+    if (!request.raw.complete) {
+      reply.header('connection', 'close')
+    }
+    return sendError(reply, registryError)
+  })
+}
+
+export default fp(errorsPlugin, { fastify: '5.x', name: 'oci-registry-errors' })

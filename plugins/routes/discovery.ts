@@ -1,0 +1,68 @@
+/** Discovery: tags list, catalog and referrers, each paged with `n` and `last`. */
+
+import type { Static } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
+import { parseDigest } from '../../lib/digest.js'
+import { RegistryError } from '../../lib/errors.js'
+import { paginate, parsePageSize, type Page } from '../../lib/paging.js'
+import { MediaTypes } from '../../lib/manifest/media-types.js'
+import type { schemas } from '../../lib/routes.js'
+import { repositoryOf, varOf, type RouteHandlers } from './types.js'
+
+type PagingQuery = Static<typeof schemas.tagsQuery>
+type ReferrersQuery = Static<typeof schemas.referrersQuery>
+
+/** Default page size of the catalog, as CNCF distribution's. */
+const CATALOG_PAGE = 100
+
+function sendPage<T> (reply: FastifyReply, page: Page<T>, nextUrl: (last: string) => string, body: unknown, contentType = 'application/json; charset=utf-8'): FastifyReply {
+  if (page.next !== undefined) reply.header('link', `<${nextUrl(page.next)}>; rel="next"`)
+  // A Buffer, so that Fastify adds no charset to the OCI index media type.
+  return reply.code(200).header('content-type', contentType).send(Buffer.from(JSON.stringify(body)))
+}
+
+export const discoveryHandlers: RouteHandlers = {
+  tags: {
+    GET: async (request, reply) => {
+      const repository = repositoryOf(request.registry)
+      const query = request.query as PagingQuery
+      const n = parsePageSize(query.n)
+      const tags = await repository.manifests.tags.list()
+      if (tags.length === 0 && !await repository.manifests.repositoryExists()) {
+        throw new RegistryError('NAME_UNKNOWN', { name: repository.name })
+      }
+      const page = paginate(tags, (tag) => tag, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
+      return sendPage(reply, page, (last) => request.registry.urls.tags(repository.name, { ...(n === undefined ? {} : { n }), last }),
+        { name: repository.name, tags: page.items })
+    }
+  },
+  catalog: {
+    GET: async (request, reply) => {
+      const query = request.query as PagingQuery
+      const n = parsePageSize(query.n) ?? CATALOG_PAGE
+      const page = paginate(await request.server.ociRegistry.catalog(), (name) => name, { n, ...(query.last === undefined ? {} : { last: query.last }) })
+      return sendPage(reply, page, (last) => request.registry.urls.catalog({ n, last }), { repositories: page.items })
+    }
+  },
+  referrers: {
+    GET: async (request, reply) => {
+      const repository = repositoryOf(request.registry)
+      const subject = varOf(request.registry, 'digest')
+      parseDigest(subject)
+      const query = request.query as ReferrersQuery
+      const n = parsePageSize(query.n)
+      let descriptors = await repository.manifests.referrersOf(subject)
+      if (query.artifactType !== undefined) {
+        descriptors = descriptors.filter((descriptor) => descriptor.artifactType === query.artifactType)
+        reply.header('oci-filters-applied', 'artifactType')
+      }
+      const page = paginate(descriptors, (descriptor) => descriptor.digest, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
+      const nextUrl = (last: string): string => request.registry.urls.referrers(repository.name, subject, {
+        ...(query.artifactType === undefined ? {} : { artifactType: query.artifactType }),
+        ...(n === undefined ? {} : { n }),
+        last
+      })
+      return sendPage(reply, page, nextUrl, { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: page.items }, MediaTypes.ociIndex)
+    }
+  }
+}

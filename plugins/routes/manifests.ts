@@ -1,0 +1,74 @@
+/** Manifests: PUT with validation and multiple tags, GET and HEAD with ETag, DELETE by digest or tag. */
+
+import type { Static } from '@sinclair/typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RegistryError } from '../../lib/errors.js'
+import { parseReference } from '../../lib/reference.js'
+import type { schemas } from '../../lib/routes.js'
+import { bodyOf, repositoryOf, varOf, type RouteHandlers } from './types.js'
+
+type PutQuery = Static<typeof schemas.manifestPutQuery>
+
+/** Reads a manifest body, refusing one over `limit` bytes with 413 before reading it all. */
+export async function readLimited (request: FastifyRequest, limit: number): Promise<Buffer> {
+  const tooLarge = (): RegistryError => new RegistryError('MANIFEST_INVALID', { reason: `manifest larger than ${limit} bytes` }, { statusCode: 413 })
+  const declared = Number(request.headers['content-length'])
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of bodyOf(request)) {
+    size += chunk.byteLength
+    if (size > limit) throw tooLarge()
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+  }
+  return Buffer.concat(chunks, size)
+}
+
+async function serveManifest (request: FastifyRequest, reply: FastifyReply, withBody: boolean): Promise<unknown> {
+  const repository = repositoryOf(request.registry)
+  const manifest = await repository.manifests.get(parseReference(varOf(request.registry, 'reference')))
+  reply.headers({
+    'content-type': manifest.mediaType,
+    'docker-content-digest': manifest.digest,
+    etag: `"${manifest.digest}"`,
+    'content-length': manifest.content.length
+  })
+  const ifNoneMatch = request.headers['if-none-match']
+  if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === `"${manifest.digest}"`)) {
+    return await reply.code(304).send()
+  }
+  return await reply.code(200).send(withBody ? manifest.content : undefined)
+}
+
+export function manifestHandlers (options: { manifestBodyLimit: number }): RouteHandlers {
+  return {
+    manifest: {
+      GET: async (request, reply) => await serveManifest(request, reply, true),
+      HEAD: async (request, reply) => await serveManifest(request, reply, false),
+      PUT: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        const reference = parseReference(varOf(request.registry, 'reference'))
+        const query = request.query as PutQuery
+        const extraTags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag]
+        const body = await readLimited(request, options.manifestBodyLimit)
+        const result = await repository.manifests.put(body, request.headers['content-type'], reference, extraTags)
+        reply.code(201).headers({
+          location: request.registry.urls.manifest(repository.name, result.digest),
+          'docker-content-digest': result.digest,
+          'content-length': 0
+        })
+        if (result.subject !== undefined) reply.header('oci-subject', result.subject)
+        if (extraTags.length > 0) reply.header('oci-tag', result.tags)
+        return await reply.send()
+      },
+      DELETE: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        repository.registry.assertDeleteEnabled()
+        const reference = parseReference(varOf(request.registry, 'reference'))
+        if (reference.kind === 'tag') await repository.manifests.untag(reference.tag)
+        else await repository.manifests.delete(reference.digest)
+        return await reply.code(202).header('content-length', 0).send()
+      }
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/** Blob uploads: start (monolithic, mount, or a session), chunks, completion, status, cancel. */
+
+import type { Static } from '@sinclair/typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RegistryError } from '../../lib/errors.js'
+import { parseAlgorithm, parseDigest, DEFAULT_ALGORITHM, type Algorithm } from '../../lib/digest.js'
+import type { schemas } from '../../lib/routes.js'
+import { uploadRange, type UploadState } from '../../lib/storage/uploads.js'
+import type { Repository } from '../../lib/storage/registry.js'
+import { bodyOf, hasBody, repositoryOf, varOf, type RouteHandlers } from './types.js'
+
+type StartQuery = Static<typeof schemas.uploadStartQuery>
+type CompleteQuery = Static<typeof schemas.uploadCompleteQuery>
+type ChunkHeaders = Static<typeof schemas.uploadChunkHeaders>
+
+const uuidRegex = /^[A-Za-z0-9_=-]{1,128}$/
+
+function uuidOf (request: FastifyRequest): string {
+  const uuid = varOf(request.registry, 'uuid')
+  if (!uuidRegex.test(uuid)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
+  return uuid
+}
+
+/** The chunk's `Content-Range` (`a-b`, inclusive), checked against its `Content-Length`. */
+export function parseContentRange (headers: ChunkHeaders): { start: number, end: number } | undefined {
+  const header = headers['content-range']
+  if (header === undefined) return undefined
+  const [first = '', last = ''] = header.replace(/^bytes=/, '').split('-')
+  const start = Number(first)
+  const end = Number(last)
+  if (end < start) throw new RegistryError('RANGE_INVALID', { contentRange: header, reason: 'end before start' })
+  const length = headers['content-length']
+  if (length !== undefined && Number(length) !== end - start + 1) {
+    throw new RegistryError('RANGE_INVALID', { contentRange: header, contentLength: Number(length), reason: 'Content-Range and Content-Length disagree' })
+  }
+  return { start, end }
+}
+
+function replyInProgress (request: FastifyRequest, reply: FastifyReply, repository: Repository, state: UploadState, status: number): FastifyReply {
+  return reply.code(status).headers({
+    location: request.registry.urls.blobUploadChunk(repository.name, state.uuid),
+    range: uploadRange(state.offset),
+    'docker-upload-uuid': state.uuid,
+    'content-length': 0
+  }).send()
+}
+
+function replyCreated (request: FastifyRequest, reply: FastifyReply, repository: Repository, digest: string): FastifyReply {
+  return reply.code(201).headers({
+    location: request.registry.urls.blob(repository.name, digest),
+    'docker-content-digest': digest,
+    'content-length': 0
+  }).send()
+}
+
+/** Links `digest` from another repository (or, when allowed, from any); true when it did. */
+async function tryMount (request: FastifyRequest, repository: Repository, query: StartQuery, mountWithoutFrom: boolean): Promise<boolean> {
+  const digest = query.mount as string
+  parseDigest(digest)
+  if (query.from !== undefined) {
+    const source = repository.registry.repository(query.from)
+    if (await source.blobs.stat(digest) === undefined) return false
+  } else if (!mountWithoutFrom || await repository.registry.blobs.stat(digest) === undefined) {
+    return false
+  }
+  await repository.blobs.link(digest)
+  request.registry.log.debug({ digest, from: query.from }, 'blob mounted')
+  return true
+}
+
+export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHandlers {
+  return {
+    'blob-upload': {
+      POST: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        const query = request.query as StartQuery
+        if (query.mount !== undefined && await tryMount(request, repository, query, options.mountWithoutFrom)) {
+          return replyCreated(request, reply, repository, query.mount)
+        }
+        let algorithm: Algorithm = DEFAULT_ALGORITHM
+        if (query['digest-algorithm'] !== undefined) algorithm = parseAlgorithm(query['digest-algorithm'])
+        if (query.digest !== undefined) {
+          const parsed = parseDigest(query.digest)
+          if (query['digest-algorithm'] !== undefined && parsed.algorithm !== algorithm) {
+            throw new RegistryError('DIGEST_INVALID', { digest: query.digest, reason: `digest-algorithm is ${algorithm}` })
+          }
+          const state = await repository.uploads.start(parsed.algorithm)
+          try {
+            await repository.uploads.complete(state.uuid, query.digest, { body: bodyOf(request) })
+          } catch (error) {
+            await repository.uploads.cancel(state.uuid).catch(() => {})
+            throw error
+          }
+          return replyCreated(request, reply, repository, query.digest)
+        }
+        const state = await repository.uploads.start(algorithm)
+        const minChunk = repository.registry.driver.minChunkSize
+        if (minChunk !== undefined) reply.header('oci-chunk-min-length', minChunk)
+        return replyInProgress(request, reply, repository, state, 202)
+      }
+    },
+    'blob-upload-chunk': {
+      GET: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        const state = await repository.uploads.state(uuidOf(request))
+        return replyInProgress(request, reply, repository, state, 204)
+      },
+      PATCH: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        const uuid = uuidOf(request)
+        const range = parseContentRange(request.headers as ChunkHeaders)
+        const state = await repository.uploads.append(uuid, bodyOf(request), range === undefined ? {} : { start: range.start })
+        return replyInProgress(request, reply, repository, state, 202)
+      },
+      PUT: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        const uuid = uuidOf(request)
+        const query = request.query as CompleteQuery
+        const range = parseContentRange(request.headers as ChunkHeaders)
+        const descriptor = await repository.uploads.complete(uuid, query.digest, {
+          ...(query.size === undefined ? {} : { size: Number(query.size) }),
+          ...(hasBody(request) ? { body: bodyOf(request) } : {}),
+          ...(range === undefined ? {} : { start: range.start })
+        })
+        return replyCreated(request, reply, repository, descriptor.digest)
+      },
+      DELETE: async (request, reply) => {
+        const repository = repositoryOf(request.registry)
+        await repository.uploads.cancel(uuidOf(request))
+        return await reply.code(204).send()
+      }
+    }
+  }
+}

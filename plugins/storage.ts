@@ -1,0 +1,66 @@
+/**
+ * Builds the storage driver and the Registry services from options and decorates the
+ * registry's context with them; closes them when the server closes.
+ */
+
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { ResolvedOptions, StorageOptions } from '../lib/options.js'
+import type { StorageDriver } from '../lib/storage/driver.js'
+import { Registry } from '../lib/storage/registry.js'
+import { InMemoryDriver } from '../lib/storage/drivers/inmemory.js'
+import { FilesystemDriver } from '../lib/storage/drivers/filesystem.js'
+import { verifySchema1 } from '../lib/manifest/schema1.js'
+import type { Schema1Verifier } from '../lib/storage/manifests.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The registry's storage services. */
+    ociRegistry: Registry
+  }
+}
+
+/** Builds the configured driver (or takes the one the host built). */
+export function createDriver (storage: StorageOptions | StorageDriver): StorageDriver {
+  if (!('driver' in storage) || typeof storage.driver !== 'string') return storage as StorageDriver
+  switch (storage.driver) {
+    case 'inmemory': return new InMemoryDriver()
+    case 'filesystem': return new FilesystemDriver({ root: storage.root })
+  }
+}
+
+const schema1Verifier: Schema1Verifier = (bytes) => {
+  const manifest = verifySchema1(bytes)
+  return { digest: manifest.digest, name: manifest.name, tag: manifest.tag, blobs: manifest.fsLayers }
+}
+
+async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
+  const registry = new Registry(createDriver(options.storage), {
+    deleteEnabled: options.delete,
+    maxTagsPerRequest: options.maxTagsPerRequest,
+    ...(options.schema1 === 'verify' ? { schema1: schema1Verifier } : {})
+  })
+  app.decorate('ociRegistry', registry)
+
+  let purgeTimer: NodeJS.Timeout | undefined
+  if (options.uploadPurging.enabled) {
+    const { ageSeconds, intervalSeconds } = options.uploadPurging
+    const purge = async (): Promise<void> => {
+      try {
+        const purged = await registry.purgeUploads(new Date(Date.now() - ageSeconds * 1000))
+        if (purged.length > 0) app.log.info({ purged: purged.length }, 'purged abandoned uploads')
+      } catch (error) {
+        app.log.error({ err: error }, 'upload purge failed')
+      }
+    }
+    app.addHook('onReady', async () => {
+      purgeTimer = setInterval(() => { purge().catch(() => {}) }, intervalSeconds * 1000).unref()
+    })
+  }
+  app.addHook('onClose', async () => {
+    clearInterval(purgeTimer)
+    await registry.close()
+  })
+}
+
+export default fp(storagePlugin, { fastify: '5.x', name: 'oci-registry-storage' })
