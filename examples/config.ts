@@ -172,6 +172,26 @@ export function helpText (): string {
   return lines.join('\n')
 }
 
+/**
+ * The options as a Markdown table (flag, our variables, distribution's, default, description),
+ * the one in the README; a test keeps the two identical.
+ */
+export function configTableMarkdown (): string {
+  const code = (text: string): string => `\`${text}\``
+  const rows = CONFIG_OPTIONS.map((option) => [
+    code(`${option.flag}${option.placeholder === undefined ? '' : ` ${option.placeholder}`}`),
+    option.env.map(code).join(', '),
+    option.distributionEnv.map(code).join(', '),
+    option.default.startsWith('(') ? option.default : code(option.default),
+    option.description
+  ])
+  return [
+    "| Flag | Environment | Distribution's environment | Default | Description |",
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((cells) => `| ${cells.join(' | ')} |`)
+  ].join('\n') + '\n'
+}
+
 /** A bad flag or variable; its message names it. */
 export class ConfigError extends Error {
   constructor (message: string) {
