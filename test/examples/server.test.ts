@@ -12,6 +12,9 @@ import { CONFIG_OPTIONS } from '../../examples/config.js'
 // The spawned servers spend most of their time loading the TypeScript loader: run them side by side.
 t.jobs = 4
 
+// A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
+const timeout = 60000
+
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const serverScript = join(root, 'examples', 'server.ts')
 
@@ -131,7 +134,7 @@ async function assertBase (t: Test, base: string): Promise<void> {
   t.same(JSON.parse(response.body), {})
 }
 
-t.test('serves GET /v2/ and exits 0 on SIGTERM', async (t) => {
+t.test('serves GET /v2/ and exits 0 on SIGTERM', { timeout }, async (t) => {
   const server = start(t, ['--port', '0', '--storage', 'inmemory'])
   const [listening] = await server.waitFor(isListening)
   t.match(urlOf(listening as LogLine), /^http:\/\/127\.0\.0\.1:[0-9]+$/, 'binds 127.0.0.1')
@@ -141,7 +144,7 @@ t.test('serves GET /v2/ and exits 0 on SIGTERM', async (t) => {
   t.ok(server.lines.some((line) => line.msg === 'server closed'))
 })
 
-t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 on SIGTERM', async (t) => {
+t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 on SIGTERM', { timeout }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'registry-server-test-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const server = start(t, ['--port', '0', '--workers', '2', '--root', dir])
@@ -164,7 +167,7 @@ t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 
   t.equal(server.lines.filter((line) => line.msg === 'server closed').length, 2, 'both workers closed gracefully')
 })
 
-t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', async (t) => {
+t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', { timeout }, async (t) => {
   const help = start(t, ['--help'])
   t.same(await help.exited, { code: 0, signal: null })
   for (const option of CONFIG_OPTIONS) t.match(help.stdout, option.flag)
@@ -174,7 +177,7 @@ t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', asy
   t.match(bad.stderr, /--storage: unknown storage driver "s3"/)
 })
 
-t.test('buildServer answers GET /v2/ without listening', async (t) => {
+t.test('buildServer answers GET /v2/ without listening', { timeout }, async (t) => {
   const app = buildServer({ logLevel: 'silent', registry: { storage: { driver: 'inmemory' } } })
   t.teardown(() => app.close())
   const response = await app.inject({ method: 'GET', url: '/v2/' })
@@ -183,12 +186,12 @@ t.test('buildServer answers GET /v2/ without listening', async (t) => {
   t.same(response.json(), {})
 })
 
-t.test('loggerOptions: JSON unless pretty output is asked for', async (t) => {
+t.test('loggerOptions: JSON unless pretty output is asked for', { timeout }, async (t) => {
   t.same(loggerOptions('debug', false), { level: 'debug' })
   t.match(loggerOptions('info', true), { level: 'info', transport: { target: 'pino-pretty' } })
 })
 
-t.test('on a signal, a request in flight finishes before the process exits', async (t) => {
+t.test('on a signal, a request in flight finishes before the process exits', { timeout }, async (t) => {
   const app = buildServer({ logLevel: 'silent', registry: { storage: { driver: 'inmemory' } } })
   let entered!: () => void
   const inHandler = new Promise<void>((resolve) => { entered = resolve })
@@ -210,6 +213,7 @@ t.test('on a signal, a request in flight finishes before the process exits', asy
       exited()
     }
   })
+  t.teardown(() => app.close())
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
 
   // An idle keep-alive connection must not hold the shutdown up.
@@ -234,7 +238,7 @@ t.test('on a signal, a request in flight finishes before the process exits', asy
   t.same(exits, [0], 'exits 0 once the request is done')
 })
 
-t.test('a second signal exits at once', async (t) => {
+t.test('a second signal exits at once', { timeout }, async (t) => {
   const app = buildServer({ logLevel: 'silent', registry: {} })
   const signals = new EventEmitter()
   const exits: number[] = []
