@@ -1,0 +1,375 @@
+/**
+ * Configuration of the example server from command-line flags and environment variables.
+ * Pure (no I/O, no process globals besides the defaults of its parameters) so that every rule
+ * is testable. One table, CONFIG_OPTIONS, drives parsing, `--help` and the README check.
+ *
+ * Precedence, highest first: flag, our environment variable, CNCF distribution's variable,
+ * default. Distribution's names are read so that a deployment moved from `registry:2` keeps
+ * working with the same environment.
+ */
+
+import { resolve } from 'node:path'
+import { resolveOptions, type RegistryOptions } from '../lib/options.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export const STORAGE_DRIVERS = ['inmemory', 'filesystem'] as const
+export type StorageDriverName = typeof STORAGE_DRIVERS[number]
+
+export type SettingKey =
+  | 'host' | 'port' | 'storage' | 'root' | 'delete' | 'logLevel' | 'workers' | 'publicUrl' | 'trustForwardedHeaders'
+
+export interface ConfigOption {
+  key: SettingKey
+  flag: `--${string}`
+  /** Placeholder of the value in `--help`; absent for booleans, which need no value. */
+  placeholder?: string
+  kind: 'string' | 'integer' | 'boolean' | 'choice'
+  choices?: readonly string[]
+  /** Our environment variables. */
+  env: readonly string[]
+  /** CNCF distribution's variables for the same setting, read after ours. */
+  distributionEnv: readonly string[]
+  /** The default, as shown to people. */
+  default: string
+  description: string
+}
+
+export const CONFIG_OPTIONS: readonly ConfigOption[] = [
+  {
+    key: 'host',
+    flag: '--host',
+    placeholder: '<address>',
+    kind: 'string',
+    env: ['REGISTRY_HOST'],
+    distributionEnv: ['REGISTRY_HTTP_ADDR'],
+    default: '127.0.0.1',
+    description: 'Address to bind. REGISTRY_HTTP_ADDR is `host:port` or `:port` (then the host stays the default).'
+  },
+  {
+    key: 'port',
+    flag: '--port',
+    placeholder: '<port>',
+    kind: 'integer',
+    env: ['REGISTRY_PORT'],
+    distributionEnv: ['REGISTRY_HTTP_ADDR'],
+    default: '5000',
+    description: 'TCP port to listen on; 0 picks a free one.'
+  },
+  {
+    key: 'storage',
+    flag: '--storage',
+    placeholder: '<driver>',
+    kind: 'choice',
+    choices: STORAGE_DRIVERS,
+    env: ['REGISTRY_STORAGE'],
+    distributionEnv: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY'],
+    default: 'filesystem',
+    description: `Storage driver: ${STORAGE_DRIVERS.join(', ')}. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY implies filesystem.`
+  },
+  {
+    key: 'root',
+    flag: '--root',
+    placeholder: '<dir>',
+    kind: 'string',
+    env: ['REGISTRY_ROOT'],
+    distributionEnv: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY'],
+    default: './data',
+    description: 'Directory of the filesystem storage, resolved against the working directory.'
+  },
+  {
+    key: 'delete',
+    flag: '--delete',
+    kind: 'boolean',
+    env: ['REGISTRY_DELETE'],
+    distributionEnv: ['REGISTRY_STORAGE_DELETE_ENABLED'],
+    default: 'false',
+    description: 'Allow deleting manifests, tags and blobs.'
+  },
+  {
+    key: 'logLevel',
+    flag: '--log-level',
+    placeholder: '<level>',
+    kind: 'choice',
+    choices: LOG_LEVELS,
+    env: ['REGISTRY_LOG_LEVEL'],
+    distributionEnv: ['REGISTRY_LOG_LEVEL'],
+    default: 'info',
+    description: `Log level: ${LOG_LEVELS.join(', ')}.`
+  },
+  {
+    key: 'workers',
+    flag: '--workers',
+    placeholder: '<n>',
+    kind: 'integer',
+    env: ['REGISTRY_WORKERS'],
+    distributionEnv: [],
+    default: '1',
+    description: 'Processes serving the port; more than 1 forks a cluster that restarts dead workers.'
+  },
+  {
+    key: 'publicUrl',
+    flag: '--public-url',
+    placeholder: '<url>',
+    kind: 'string',
+    env: ['REGISTRY_PUBLIC_URL'],
+    distributionEnv: ['REGISTRY_HTTP_HOST'],
+    default: '(from the request)',
+    description: 'Base of absolute URLs in Location and Link headers, e.g. https://registry.example.com.'
+  },
+  {
+    key: 'trustForwardedHeaders',
+    flag: '--trust-forwarded-headers',
+    kind: 'boolean',
+    env: ['REGISTRY_TRUST_FORWARDED_HEADERS'],
+    distributionEnv: [],
+    default: 'false',
+    description: 'Build URLs from X-Forwarded-Proto and X-Forwarded-Host (only behind a trusted proxy).'
+  }
+]
+
+export interface ServerConfig {
+  host: string
+  port: number
+  workers: number
+  logLevel: LogLevel
+  registry: RegistryOptions
+}
+
+export const HELP_FLAGS = ['--help', '-h'] as const
+
+/** True when the command line asks for help; checked before parsing so help always works. */
+export function wantsHelp (argv: readonly string[]): boolean {
+  return argv.some((arg) => (HELP_FLAGS as readonly string[]).includes(arg))
+}
+
+/** Names of every environment variable of an option, ours first, without repeats. */
+export function envNames (option: ConfigOption): string[] {
+  return [...new Set([...option.env, ...option.distributionEnv])]
+}
+
+/** The `--help` text, generated from CONFIG_OPTIONS. */
+export function helpText (): string {
+  const lines = [
+    'Usage: node dist/examples/server.js [options]   (or: npm start -- [options])',
+    '',
+    'Serves an OCI Distribution (Docker Registry V2) registry over HTTP.',
+    '',
+    'Flags take `--flag value` or `--flag=value`; booleans take true, false, 1 or 0 (a bare flag means true).',
+    "Flags win over environment variables, and our variables over CNCF distribution's.",
+    '',
+    'Options:'
+  ]
+  for (const option of CONFIG_OPTIONS) {
+    lines.push(`  ${option.flag}${option.placeholder === undefined ? '' : ` ${option.placeholder}`}`)
+    lines.push(`      ${option.description}`)
+    const distribution = option.distributionEnv.filter((name) => !option.env.includes(name))
+    lines.push(`      env: ${option.env.join(', ')}${distribution.length > 0 ? `; distribution: ${distribution.join(', ')}` : ''}`)
+    lines.push(`      default: ${option.default}`)
+  }
+  lines.push(`  ${HELP_FLAGS.join(', ')}`, '      Print this help and exit.', '')
+  return lines.join('\n')
+}
+
+/**
+ * The options as a Markdown table (flag, our variables, distribution's, default, description),
+ * the one in the README; a test keeps the two identical.
+ */
+export function configTableMarkdown (): string {
+  const code = (text: string): string => `\`${text}\``
+  const rows = CONFIG_OPTIONS.map((option) => [
+    code(`${option.flag}${option.placeholder === undefined ? '' : ` ${option.placeholder}`}`),
+    option.env.map(code).join(', '),
+    option.distributionEnv.map(code).join(', '),
+    option.default.startsWith('(') ? option.default : code(option.default),
+    option.description
+  ])
+  return [
+    "| Flag | Environment | Distribution's environment | Default | Description |",
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((cells) => `| ${cells.join(' | ')} |`)
+  ].join('\n') + '\n'
+}
+
+/** A bad flag or variable; its message names it. */
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+interface Raw {
+  value: string
+  /** The flag or variable it came from, for error messages. */
+  source: string
+}
+
+const BOOLEAN_VALUES: Record<string, boolean> = { true: true, false: false, 1: true, 0: false }
+
+function optionByFlag (flag: string): ConfigOption | undefined {
+  return CONFIG_OPTIONS.find((option) => option.flag === flag)
+}
+
+function parseArgv (argv: readonly string[]): Map<SettingKey, Raw> {
+  const found = new Map<SettingKey, Raw>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if ((HELP_FLAGS as readonly string[]).includes(arg)) continue
+    if (!arg.startsWith('--')) {
+      throw new ConfigError(`unexpected argument "${arg}" (see --help)`)
+    }
+    const eq = arg.indexOf('=')
+    const flag = eq === -1 ? arg : arg.slice(0, eq)
+    const option = optionByFlag(flag)
+    if (option === undefined) {
+      throw new ConfigError(`unknown flag ${flag} (see --help)`)
+    }
+    let value: string
+    if (eq !== -1) {
+      value = arg.slice(eq + 1)
+    } else if (option.kind === 'boolean') {
+      // A bare boolean flag means true; take the next word only when it is a boolean value.
+      const next = argv[i + 1]
+      if (next !== undefined && next.toLowerCase() in BOOLEAN_VALUES) {
+        value = next
+        i++
+      } else {
+        value = 'true'
+      }
+    } else {
+      const next = argv[i + 1]
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) {
+        throw new ConfigError(`${flag} needs a value ${option.placeholder ?? ''}`.trimEnd())
+      }
+      value = next
+      i++
+    }
+    found.set(option.key, { value, source: flag })
+  }
+  return found
+}
+
+function fromEnv (env: Record<string, string | undefined>, names: readonly string[]): Raw | undefined {
+  for (const name of names) {
+    const value = env[name]
+    // An empty variable counts as unset, as shells and compose files often leave them so.
+    if (value !== undefined && value !== '') return { value, source: name }
+  }
+  return undefined
+}
+
+function parseBoolean (raw: Raw): boolean {
+  const value = BOOLEAN_VALUES[raw.value.toLowerCase()]
+  if (value === undefined) {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not a boolean (use true, false, 1 or 0)`)
+  }
+  return value
+}
+
+function parseInteger (raw: Raw, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(raw.value) || Number(raw.value) < min || Number(raw.value) > max) {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not an integer from ${min} to ${max}`)
+  }
+  return Number(raw.value)
+}
+
+function parseChoice<T extends string> (raw: Raw, choices: readonly T[], what: string): T {
+  const value = raw.value.toLowerCase()
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new ConfigError(`${raw.source}: unknown ${what} "${raw.value}" (valid: ${choices.join(', ')})`)
+  }
+  return value as T
+}
+
+function parseHost (raw: Raw): string {
+  if (raw.value === '' || /[\s/]/.test(raw.value)) {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not a host name or address`)
+  }
+  return raw.value
+}
+
+function parsePublicUrl (raw: Raw): string {
+  let url: URL
+  try {
+    url = new URL(raw.value)
+  } catch {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not a URL`)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '' || /\s/.test(raw.value)) {
+    throw new ConfigError(`${raw.source}: "${raw.value}" must be an http or https URL without query or fragment`)
+  }
+  return raw.value
+}
+
+/** Splits distribution's `http.addr`: `host:port`, `[v6]:port` or `:port`. */
+function parseHttpAddr (raw: Raw): { host?: Raw, port: Raw } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]+)$/.exec(raw.value)
+  if (match === null) {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not host:port or :port`)
+  }
+  const host = match[1] ?? match[2] ?? ''
+  return {
+    ...(host === '' ? {} : { host: { value: host, source: raw.source } }),
+    port: { value: match[3] as string, source: raw.source }
+  }
+}
+
+/**
+ * Reads the configuration. Throws an Error naming the flag or variable at fault.
+ * `cwd` resolves a relative storage root.
+ */
+export function parseConfig (argv: readonly string[], env: Record<string, string | undefined>, cwd: string = process.cwd()): ServerConfig {
+  const flags = parseArgv(argv)
+  const ours = (key: SettingKey): Raw | undefined => {
+    const option = CONFIG_OPTIONS.find((candidate) => candidate.key === key) as ConfigOption
+    return flags.get(key) ?? fromEnv(env, option.env)
+  }
+
+  const addrRaw = fromEnv(env, ['REGISTRY_HTTP_ADDR'])
+  const addr = addrRaw === undefined ? undefined : parseHttpAddr(addrRaw)
+  const distributionRoot = fromEnv(env, ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY'])
+
+  const hostRaw = ours('host') ?? addr?.host
+  const portRaw = ours('port') ?? addr?.port
+  const storageRaw = ours('storage')
+  const rootRaw = ours('root')
+  const deleteRaw = ours('delete') ?? fromEnv(env, ['REGISTRY_STORAGE_DELETE_ENABLED'])
+  const logLevelRaw = ours('logLevel')
+  const workersRaw = ours('workers')
+  const publicUrlRaw = ours('publicUrl') ?? fromEnv(env, ['REGISTRY_HTTP_HOST'])
+  const trustRaw = ours('trustForwardedHeaders')
+
+  const storage: StorageDriverName = storageRaw === undefined
+    ? 'filesystem'
+    : parseChoice(storageRaw, STORAGE_DRIVERS, 'storage driver')
+  const registry: RegistryOptions = {}
+  if (storage === 'filesystem') {
+    const root = rootRaw ?? distributionRoot ?? { value: './data', source: 'default' }
+    if (root.value.trim() === '') throw new ConfigError(`${root.source}: the storage root must not be empty`)
+    registry.storage = { driver: 'filesystem', root: resolve(cwd, root.value) }
+  } else {
+    // A root on the same command line as inmemory storage is a contradiction, not a leftover.
+    if (flags.has('root')) throw new ConfigError('--root applies only to --storage filesystem')
+    registry.storage = { driver: 'inmemory' }
+  }
+  registry.delete = deleteRaw === undefined ? false : parseBoolean(deleteRaw)
+  registry.trustForwardedHeaders = trustRaw === undefined ? false : parseBoolean(trustRaw)
+  if (publicUrlRaw !== undefined) registry.publicUrl = parsePublicUrl(publicUrlRaw)
+
+  // The plugin's own validation, so that the server and the plugin can never disagree.
+  try {
+    resolveOptions(registry)
+  } catch (error) {
+    throw new ConfigError((error as Error).message)
+  }
+
+  return {
+    host: hostRaw === undefined ? '127.0.0.1' : parseHost(hostRaw),
+    port: portRaw === undefined ? 5000 : parseInteger(portRaw, 0, 65535),
+    workers: workersRaw === undefined ? 1 : parseInteger(workersRaw, 1, 1024),
+    logLevel: logLevelRaw === undefined ? 'info' : parseChoice(logLevelRaw, LOG_LEVELS, 'log level'),
+    registry
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The example server: the registry plugin on a bare Fastify instance, configured from flags and
+ * environment variables (see config.ts, or run with --help). With `--workers N` a primary
+ * process forks N workers sharing the port through node:cluster.
+ */
+
+import cluster, { type Worker } from 'node:cluster'
+import type { EventEmitter } from 'node:events'
+import { realpathSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { pino, type LoggerOptions } from 'pino'
+import registry from '../plugins/registry.js'
+import { ConfigError, helpText, parseConfig, wantsHelp, type LogLevel, type ServerConfig } from './config.js'
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+function prettyAvailable (): boolean {
+  // Pretty output is for people at a terminal; pipes and log collectors get JSON lines.
+  if (process.stdout.isTTY !== true) return false
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Pino options: JSON lines, or pino-pretty when stdout is a terminal and it is installed. */
+export function loggerOptions (level: LogLevel, pretty: boolean = prettyAvailable()): LoggerOptions {
+  return pretty
+    ? { level, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' } } }
+    : { level }
+}
+
+/** The Fastify instance with the registry registered, not listening. */
+export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry'>): FastifyInstance {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel),
+    // On close, drop keep-alive connections that are idle but let requests in flight finish.
+    forceCloseConnections: 'idle'
+  })
+  app.register(registry, config.registry)
+  return app
+}
+
+export interface SignalOptions {
+  /** Ends the process; replaced in tests. */
+  exit?: (code: number) => void
+  /**
+   * Exit at once on a second signal. A cluster worker leaves that to its primary: a terminal's
+   * Ctrl-C reaches the worker both directly and forwarded, which is not a second request.
+   */
+  forceOnRepeat?: boolean
+  /** Where signals are heard; replaced in tests. */
+  emitter?: EventEmitter
+}
+
+/**
+ * On SIGINT or SIGTERM, closes the server (in-flight requests finish, new ones are refused)
+ * then exits 0. Returns a function removing the handlers.
+ */
+export function handleSignals (app: FastifyInstance, options: SignalOptions = {}): () => void {
+  const exit = options.exit ?? ((code: number) => process.exit(code))
+  const emitter = options.emitter ?? process
+  const forceOnRepeat = options.forceOnRepeat ?? true
+  let closing = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing) {
+      if (forceOnRepeat) {
+        app.log.warn({ signal }, 'second signal: exiting without waiting')
+        exit(1)
+      }
+      return
+    }
+    closing = true
+    app.log.info({ signal }, 'shutting down: finishing requests in flight')
+    app.close().then(() => {
+      app.log.info('server closed')
+      exit(0)
+    }, (error: unknown) => {
+      app.log.error({ err: error }, 'error while closing')
+      exit(1)
+    })
+  }
+  for (const signal of SIGNALS) emitter.on(signal, onSignal)
+  return () => {
+    for (const signal of SIGNALS) emitter.off(signal, onSignal)
+  }
+}
+
+/** Builds, installs signal handlers and listens; exits 1 when the server cannot start. */
+export async function serve (config: ServerConfig): Promise<FastifyInstance> {
+  const app = buildServer(config)
+  handleSignals(app, { forceOnRepeat: !cluster.isWorker })
+  try {
+    await app.listen({
+      host: config.host,
+      port: config.port,
+      listenTextResolver: (address) => `registry listening at ${address}`
+    })
+  } catch (error) {
+    app.log.fatal({ err: error }, 'cannot start the server')
+    process.exit(1)
+  }
+  return app
+}
+
+/**
+ * The cluster primary: forks the workers, restarts one that dies after it started serving,
+ * forwards SIGINT and SIGTERM, and exits once every worker has stopped.
+ */
+function runPrimary (config: ServerConfig): void {
+  const log = pino(loggerOptions(config.logLevel))
+  const live = new Set<Worker>()
+  const served = new Set<number>()
+  let stopping = false
+  let failed = false
+
+  const fork = (): void => {
+    live.add(cluster.fork())
+  }
+  const finishIfDone = (): void => {
+    if (stopping && live.size === 0) {
+      log.info('all workers stopped')
+      process.exit(failed ? 1 : 0)
+    }
+  }
+  const stop = (signal: NodeJS.Signals): void => {
+    stopping = true
+    for (const worker of live) worker.process.kill(signal)
+    finishIfDone()
+  }
+
+  cluster.on('listening', (worker) => {
+    served.add(worker.id)
+  })
+  cluster.on('exit', (worker, code, signal) => {
+    live.delete(worker)
+    const facts = { workerPid: worker.process.pid, code, signal }
+    if (stopping) {
+      if (code !== 0) failed = true
+      finishIfDone()
+    } else if (!served.has(worker.id)) {
+      // Restarting a worker that never got to listen would loop forever on a bad setup.
+      log.fatal(facts, 'a worker stopped before serving; stopping the others')
+      failed = true
+      stop('SIGTERM')
+    } else {
+      log.error(facts, 'a worker died; starting another')
+      fork()
+    }
+  })
+
+  let signalled = false
+  for (const name of SIGNALS) {
+    process.on(name, (signal: NodeJS.Signals) => {
+      if (signalled) {
+        log.warn({ signal }, 'second signal: killing workers')
+        for (const worker of live) worker.process.kill('SIGKILL')
+        process.exit(1)
+      }
+      signalled = true
+      log.info({ signal }, 'shutting down workers')
+      stop(signal)
+    })
+  }
+
+  log.info({ workers: config.workers }, 'starting workers')
+  for (let i = 0; i < config.workers; i++) fork()
+}
+
+export async function main (argv: readonly string[], env: Record<string, string | undefined>): Promise<void> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(helpText())
+    return
+  }
+  let config: ServerConfig
+  try {
+    config = parseConfig(argv, env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`${error.message}\n`)
+    process.exit(2)
+  }
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config)
+  } else {
+    await serve(config)
+  }
+}
+
+function isEntryPoint (): boolean {
+  const entry = process.argv[1]
+  if (entry === undefined) return false
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+// Workers run this same file (cluster re-executes the entry point), so they pass this check too.
+if (isEntryPoint()) {
+  main(process.argv.slice(2), process.env).catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  })
+}

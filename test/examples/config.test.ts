@@ -1,0 +1,237 @@
+import t from 'tap'
+import { resolve } from 'node:path'
+import { CONFIG_OPTIONS, ConfigError, envNames, helpText, parseConfig, wantsHelp } from '../../examples/config.js'
+
+const cwd = '/srv/registry'
+const parse = (argv: string[], env: Record<string, string | undefined> = {}) => parseConfig(argv, env, cwd)
+
+t.test('defaults', async (t) => {
+  t.same(parse([]), {
+    host: '127.0.0.1',
+    port: 5000,
+    workers: 1,
+    logLevel: 'info',
+    registry: {
+      storage: { driver: 'filesystem', root: resolve(cwd, 'data') },
+      delete: false,
+      trustForwardedHeaders: false
+    }
+  })
+  t.equal((parseConfig([], {}).registry.storage as { root: string }).root, resolve(process.cwd(), 'data'), 'root resolved against the working directory')
+})
+
+t.test('every flag, as --flag value and --flag=value', async (t) => {
+  const full = {
+    host: '0.0.0.0',
+    port: 8080,
+    workers: 3,
+    logLevel: 'debug',
+    registry: {
+      storage: { driver: 'filesystem', root: '/var/lib/registry' },
+      delete: true,
+      trustForwardedHeaders: true,
+      publicUrl: 'https://registry.example.com'
+    }
+  }
+  t.same(parse([
+    '--host', '0.0.0.0', '--port', '8080', '--storage', 'filesystem', '--root', '/var/lib/registry',
+    '--delete', '--log-level', 'debug', '--workers', '3', '--public-url', 'https://registry.example.com',
+    '--trust-forwarded-headers'
+  ]), full)
+  t.same(parse([
+    '--host=0.0.0.0', '--port=8080', '--storage=filesystem', '--root=/var/lib/registry',
+    '--delete=true', '--log-level=debug', '--workers=3', '--public-url=https://registry.example.com',
+    '--trust-forwarded-headers=1'
+  ]), full)
+  t.same(parse(['--storage', 'inmemory']).registry.storage, { driver: 'inmemory' })
+  t.same(parse(['--root', 'images']).registry.storage, { driver: 'filesystem', root: resolve(cwd, 'images') })
+  t.equal(parse(['--port', '0']).port, 0, 'port 0 picks a free port')
+  t.equal(parse(['--host', '::1']).host, '::1')
+})
+
+t.test('every flag is in the table and parses', async (t) => {
+  const sample: Record<string, string> = {
+    '--host': 'localhost',
+    '--port': '1234',
+    '--storage': 'inmemory',
+    '--root': 'x',
+    '--delete': 'true',
+    '--log-level': 'warn',
+    '--workers': '2',
+    '--public-url': 'http://h',
+    '--trust-forwarded-headers': 'true'
+  }
+  t.same(CONFIG_OPTIONS.map((option) => option.flag).sort(), Object.keys(sample).sort())
+  for (const [flag, value] of Object.entries(sample)) {
+    if (flag === '--root') continue
+    t.doesNotThrow(() => parse([`${flag}=${value}`]), flag)
+  }
+})
+
+t.test('booleans', async (t) => {
+  for (const [value, expected] of [['true', true], ['false', false], ['1', true], ['0', false], ['TRUE', true], ['False', false]] as const) {
+    t.equal(parse([`--delete=${value}`]).registry.delete, expected, `--delete=${value}`)
+    t.equal(parse(['--delete', value]).registry.delete, expected, `--delete ${value}`)
+    t.equal(parse([], { REGISTRY_DELETE: value }).registry.delete, expected, `REGISTRY_DELETE=${value}`)
+    t.equal(parse([], { REGISTRY_TRUST_FORWARDED_HEADERS: value }).registry.trustForwardedHeaders, expected)
+    t.equal(parse([], { REGISTRY_STORAGE_DELETE_ENABLED: value }).registry.delete, expected)
+  }
+  t.equal(parse(['--delete', '--port', '1']).registry.delete, true, 'a bare boolean does not eat the next flag')
+  t.equal(parse(['--delete', '--port', '1']).port, 1)
+  t.equal(parse(['--trust-forwarded-headers', 'false']).registry.trustForwardedHeaders, false)
+})
+
+t.test('every environment variable', async (t) => {
+  t.same(parse([], {
+    REGISTRY_HOST: '10.0.0.1',
+    REGISTRY_PORT: '6000',
+    REGISTRY_STORAGE: 'filesystem',
+    REGISTRY_ROOT: 'store',
+    REGISTRY_DELETE: 'true',
+    REGISTRY_LOG_LEVEL: 'warn',
+    REGISTRY_WORKERS: '4',
+    REGISTRY_PUBLIC_URL: 'http://registry.local:5000/prefix',
+    REGISTRY_TRUST_FORWARDED_HEADERS: '1'
+  }), {
+    host: '10.0.0.1',
+    port: 6000,
+    workers: 4,
+    logLevel: 'warn',
+    registry: {
+      storage: { driver: 'filesystem', root: resolve(cwd, 'store') },
+      delete: true,
+      trustForwardedHeaders: true,
+      publicUrl: 'http://registry.local:5000/prefix'
+    }
+  })
+  t.same(parse([], { REGISTRY_STORAGE: 'inmemory' }).registry.storage, { driver: 'inmemory' })
+  t.same(parse([], { REGISTRY_STORAGE: 'inmemory', REGISTRY_ROOT: '/x' }).registry.storage, { driver: 'inmemory' },
+    'a root in the environment is ignored by inmemory storage')
+  t.equal(parse([], { REGISTRY_PORT: '' }).port, 5000, 'an empty variable counts as unset')
+})
+
+t.test("distribution's environment names", async (t) => {
+  t.same(parse([], {
+    REGISTRY_HTTP_ADDR: '0.0.0.0:5001',
+    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/var/lib/registry',
+    REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+    REGISTRY_LOG_LEVEL: 'debug',
+    REGISTRY_HTTP_HOST: 'https://registry.example.com'
+  }), {
+    host: '0.0.0.0',
+    port: 5001,
+    workers: 1,
+    logLevel: 'debug',
+    registry: {
+      storage: { driver: 'filesystem', root: '/var/lib/registry' },
+      delete: true,
+      trustForwardedHeaders: false,
+      publicUrl: 'https://registry.example.com'
+    }
+  })
+  const portOnly = parse([], { REGISTRY_HTTP_ADDR: ':5002' })
+  t.equal(portOnly.host, '127.0.0.1', ':port keeps the default host')
+  t.equal(portOnly.port, 5002)
+  const v6 = parse([], { REGISTRY_HTTP_ADDR: '[::1]:5003' })
+  t.equal(v6.host, '::1')
+  t.equal(v6.port, 5003)
+  t.same(parse([], { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: 'rel' }).registry.storage,
+    { driver: 'filesystem', root: resolve(cwd, 'rel') }, 'the root directory implies filesystem storage')
+})
+
+t.test('precedence: flag, then our variable, then distribution, then default', async (t) => {
+  const env = {
+    REGISTRY_HOST: 'ours.example',
+    REGISTRY_PORT: '7000',
+    REGISTRY_HTTP_ADDR: 'theirs.example:8000',
+    REGISTRY_ROOT: '/ours',
+    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/theirs',
+    REGISTRY_DELETE: 'false',
+    REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+    REGISTRY_PUBLIC_URL: 'https://ours.example',
+    REGISTRY_HTTP_HOST: 'https://theirs.example',
+    REGISTRY_LOG_LEVEL: 'error',
+    REGISTRY_WORKERS: '2',
+    REGISTRY_STORAGE: 'filesystem',
+    REGISTRY_TRUST_FORWARDED_HEADERS: 'true'
+  }
+  const fromEnv = parse([], env)
+  t.equal(fromEnv.host, 'ours.example')
+  t.equal(fromEnv.port, 7000)
+  t.same(fromEnv.registry.storage, { driver: 'filesystem', root: '/ours' })
+  t.equal(fromEnv.registry.delete, false)
+  t.equal(fromEnv.registry.publicUrl, 'https://ours.example')
+
+  const fromFlags = parse([
+    '--host', 'flag.example', '--port', '9000', '--delete', '--public-url', 'https://flag.example',
+    '--log-level', 'trace', '--workers', '5', '--storage', 'inmemory', '--trust-forwarded-headers', 'false'
+  ], env)
+  t.equal(fromFlags.host, 'flag.example')
+  t.equal(fromFlags.port, 9000)
+  t.equal(fromFlags.registry.delete, true)
+  t.equal(fromFlags.registry.publicUrl, 'https://flag.example')
+  t.equal(fromFlags.logLevel, 'trace')
+  t.equal(fromFlags.workers, 5)
+  t.same(fromFlags.registry.storage, { driver: 'inmemory' })
+  t.equal(fromFlags.registry.trustForwardedHeaders, false)
+  t.same(parse(['--root', '/flag'], env).registry.storage, { driver: 'filesystem', root: '/flag' })
+
+  const mixed = parse(['--port', '9100'], { REGISTRY_HTTP_ADDR: 'theirs.example:8000' })
+  t.equal(mixed.host, 'theirs.example', 'the host of REGISTRY_HTTP_ADDR stays when only the port is overridden')
+  t.equal(mixed.port, 9100)
+  t.equal(parse([], { REGISTRY_HTTP_ADDR: 'theirs.example:8000', REGISTRY_HOST: 'ours.example' }).port, 8000)
+
+  const last = parse(['--port', '1', '--port', '2'])
+  t.equal(last.port, 2, 'the last repeat of a flag wins')
+})
+
+t.test('bad values name the flag or variable', async (t) => {
+  const bad: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--port', 'http'], {}, /^--port: "http" is not an integer/],
+    [['--port', '65536'], {}, /--port/],
+    [['--port', '-1'], {}, /--port/],
+    [[], { REGISTRY_PORT: '5e3' }, /^REGISTRY_PORT:/],
+    [['--workers', '0'], {}, /^--workers: "0" is not an integer from 1/],
+    [[], { REGISTRY_WORKERS: 'many' }, /^REGISTRY_WORKERS:/],
+    [['--storage', 's3'], {}, /^--storage: unknown storage driver "s3" \(valid: inmemory, filesystem\)/],
+    [[], { REGISTRY_STORAGE: 'azure' }, /^REGISTRY_STORAGE: .*valid: inmemory, filesystem/],
+    [['--log-level', 'loud'], {}, /^--log-level: unknown log level "loud" \(valid: fatal, error, warn, info, debug, trace, silent\)/],
+    [[], { REGISTRY_LOG_LEVEL: 'verbose' }, /^REGISTRY_LOG_LEVEL:/],
+    [['--delete=yes'], {}, /^--delete: "yes" is not a boolean/],
+    [[], { REGISTRY_DELETE: 'on' }, /^REGISTRY_DELETE:/],
+    [[], { REGISTRY_STORAGE_DELETE_ENABLED: 'enabled' }, /^REGISTRY_STORAGE_DELETE_ENABLED:/],
+    [[], { REGISTRY_TRUST_FORWARDED_HEADERS: 'maybe' }, /^REGISTRY_TRUST_FORWARDED_HEADERS:/],
+    [['--public-url', 'registry.example.com'], {}, /^--public-url: "registry.example.com" is not a URL/],
+    [['--public-url', 'ftp://registry.example.com'], {}, /^--public-url: .*http or https/],
+    [[], { REGISTRY_HTTP_HOST: 'https://x.example/?a=1' }, /^REGISTRY_HTTP_HOST:/],
+    [[], { REGISTRY_HTTP_ADDR: '5000' }, /^REGISTRY_HTTP_ADDR: "5000" is not host:port or :port/],
+    [[], { REGISTRY_HTTP_ADDR: 'host:port' }, /^REGISTRY_HTTP_ADDR:/],
+    [['--host', 'a b'], {}, /^--host:/],
+    [['--root='], {}, /^--root: the storage root must not be empty/],
+    [['--storage', 'inmemory', '--root', '/x'], {}, /--root applies only to --storage filesystem/],
+    [['--port'], {}, /^--port needs a value/],
+    [['--root', '--delete'], {}, /^--root needs a value/],
+    [['--colour'], {}, /^unknown flag --colour/],
+    [['--colour=red'], {}, /^unknown flag --colour /],
+    [['serve'], {}, /^unexpected argument "serve"/],
+    [['-p', '5000'], {}, /^unexpected argument "-p"/]
+  ]
+  for (const [argv, env, message] of bad) {
+    t.throws(() => parse(argv, env), message, `${argv.join(' ')} ${JSON.stringify(env)}`)
+    t.throws(() => parse(argv, env), ConfigError)
+  }
+})
+
+t.test('--help', async (t) => {
+  t.ok(wantsHelp(['--help']))
+  t.ok(wantsHelp(['--port', '1', '-h']))
+  t.notOk(wantsHelp(['--port', '1']))
+  t.doesNotThrow(() => parse(['--help']), 'parseConfig accepts --help alongside other flags')
+  const help = helpText()
+  for (const option of CONFIG_OPTIONS) {
+    t.match(help, option.flag, `help mentions ${option.flag}`)
+    for (const name of envNames(option)) t.match(help, name, `help mentions ${name}`)
+    t.match(help, `default: ${option.default}`, `help shows the default of ${option.flag}`)
+  }
+  t.match(help, '--help')
+})

@@ -1,0 +1,267 @@
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { buildServer, handleSignals, loggerOptions } from '../../examples/server.js'
+import { CONFIG_OPTIONS } from '../../examples/config.js'
+
+// The spawned servers spend most of their time loading the TypeScript loader: run them side by side.
+t.jobs = 4
+
+// A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
+const timeout = 60000
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const serverScript = join(root, 'examples', 'server.ts')
+
+/**
+ * Runs examples/server.ts with the TypeScript loader this test runs under, so no build is needed.
+ * Outside tap, falls back to the same loader resolved from node_modules.
+ */
+function loaderArgs (): string[] {
+  const fromTap = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+  return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
+}
+
+function childEnv (): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
+  // Tap's coverage hook and the developer's own registry settings must not leak into the child.
+  delete env.NODE_OPTIONS
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('REGISTRY_') || name.startsWith('_TAPJS_')) delete env[name]
+  }
+  return env
+}
+
+interface LogLine { pid: number, msg: string, [key: string]: unknown }
+
+class ServerProcess {
+  readonly child: ChildProcess
+  readonly lines: LogLine[] = []
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  private readonly events = new EventEmitter()
+
+  constructor (args: string[]) {
+    this.child = spawn(process.execPath, [...loaderArgs(), serverScript, ...args], {
+      cwd: root,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let pending = ''
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout += chunk
+      pending += chunk
+      let newline: number
+      while ((newline = pending.indexOf('\n')) !== -1) {
+        const text = pending.slice(0, newline)
+        pending = pending.slice(newline + 1)
+        try {
+          this.lines.push(JSON.parse(text) as LogLine)
+        } catch {
+          // not a log line (e.g. --help output)
+        }
+        this.events.emit('line')
+      }
+    })
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.events.emit('line')
+        resolve({ code, signal })
+      })
+    })
+  }
+
+  /** Waits until `count` log lines match, failing if the process exits first. */
+  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 20000): Promise<LogLine[]> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const found = this.lines.filter(predicate)
+      if (found.length >= count) return found
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`server exited before the expected log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
+      }
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for a log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.events.once('line', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  kill (signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) {
+      process.kill(this.child.pid, signal)
+    }
+  }
+}
+
+const isListening = (line: LogLine): boolean => line.msg.startsWith('registry listening at ')
+const urlOf = (line: LogLine): string => line.msg.slice('registry listening at '.length)
+
+function start (t: Test, args: string[]): ServerProcess {
+  const server = new ServerProcess(args)
+  t.teardown(() => server.kill())
+  return server
+}
+
+async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
+  return await new Promise((resolve, reject) => {
+    // A fresh connection each time, so that requests spread over cluster workers and none is
+    // left idle to slow a shutdown.
+    http.get(url, { agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+    }).on('error', reject)
+  })
+}
+
+async function assertBase (t: Test, base: string): Promise<void> {
+  const response = await get(`${base}/v2/`)
+  t.equal(response.status, 200)
+  t.equal(response.headers['docker-distribution-api-version'], 'registry/2.0')
+  t.same(JSON.parse(response.body), {})
+}
+
+t.test('serves GET /v2/ and exits 0 on SIGTERM', { timeout }, async (t) => {
+  const server = start(t, ['--port', '0', '--storage', 'inmemory'])
+  const [listening] = await server.waitFor(isListening)
+  t.match(urlOf(listening as LogLine), /^http:\/\/127\.0\.0\.1:[0-9]+$/, 'binds 127.0.0.1')
+  await assertBase(t, urlOf(listening as LogLine))
+  server.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+  t.ok(server.lines.some((line) => line.msg === 'server closed'))
+})
+
+t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 on SIGTERM', { timeout }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'registry-server-test-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const server = start(t, ['--port', '0', '--workers', '2', '--root', dir])
+  const listening = await server.waitFor(isListening, 2)
+  const pids = new Set(listening.map((line) => line.pid))
+  t.equal(pids.size, 2, 'two worker processes listen')
+  t.notOk(pids.has(server.child.pid as number), 'the primary does not serve')
+  const base = urlOf(listening[0] as LogLine)
+  t.equal(urlOf(listening[1] as LogLine), base, 'the workers share the port')
+  for (let i = 0; i < 4; i++) await assertBase(t, base)
+
+  const [victim] = pids
+  process.kill(victim as number, 'SIGKILL')
+  const [replacement] = (await server.waitFor(isListening, 3)).slice(2)
+  t.notOk(pids.has((replacement as LogLine).pid), 'a new worker replaces the dead one')
+  await assertBase(t, base)
+
+  server.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+  t.equal(server.lines.filter((line) => line.msg === 'server closed').length, 2, 'both workers closed gracefully')
+})
+
+t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', { timeout }, async (t) => {
+  const help = start(t, ['--help'])
+  t.same(await help.exited, { code: 0, signal: null })
+  for (const option of CONFIG_OPTIONS) t.match(help.stdout, option.flag)
+
+  const bad = start(t, ['--storage', 's3'])
+  t.same(await bad.exited, { code: 2, signal: null })
+  t.match(bad.stderr, /--storage: unknown storage driver "s3"/)
+})
+
+t.test('buildServer answers GET /v2/ without listening', { timeout }, async (t) => {
+  const app = buildServer({ logLevel: 'silent', registry: { storage: { driver: 'inmemory' } } })
+  t.teardown(() => app.close())
+  const response = await app.inject({ method: 'GET', url: '/v2/' })
+  t.equal(response.statusCode, 200)
+  t.equal(response.headers['docker-distribution-api-version'], 'registry/2.0')
+  t.same(response.json(), {})
+})
+
+t.test('loggerOptions: JSON unless pretty output is asked for', { timeout }, async (t) => {
+  t.same(loggerOptions('debug', false), { level: 'debug' })
+  t.match(loggerOptions('info', true), { level: 'info', transport: { target: 'pino-pretty' } })
+})
+
+t.test('on a signal, a request in flight finishes before the process exits', { timeout }, async (t) => {
+  const app = buildServer({ logLevel: 'silent', registry: { storage: { driver: 'inmemory' } } })
+  let entered!: () => void
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
+  let release!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  app.get('/slow', async () => {
+    entered()
+    await released
+    return { done: true }
+  })
+  const signals = new EventEmitter()
+  const exits: number[] = []
+  let exited!: () => void
+  const exitCalled = new Promise<void>((resolve) => { exited = resolve })
+  handleSignals(app, {
+    emitter: signals,
+    exit: (code) => {
+      exits.push(code)
+      exited()
+    }
+  })
+  t.teardown(() => app.close())
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+
+  // An idle keep-alive connection must not hold the shutdown up.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  await new Promise<void>((resolve, reject) => {
+    http.get(`${address}/v2/`, { agent }, (response) => { response.resume().on('end', resolve) }).on('error', reject)
+  })
+
+  const slow = get(`${address}/slow`)
+  await inHandler
+  signals.emit('SIGTERM', 'SIGTERM')
+  // Give close a chance to (wrongly) finish early.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(exits, [], 'no exit while a request is in flight')
+  await t.rejects(get(`${address}/v2/`), 'new connections are refused while closing')
+  release()
+  const response = await slow
+  t.equal(response.status, 200)
+  t.same(JSON.parse(response.body), { done: true })
+  await exitCalled
+  t.same(exits, [0], 'exits 0 once the request is done')
+})
+
+t.test('a second signal exits at once', { timeout }, async (t) => {
+  const app = buildServer({ logLevel: 'silent', registry: {} })
+  const signals = new EventEmitter()
+  const exits: number[] = []
+  let release!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  // Holds close() open, like a request that never finishes.
+  app.addHook('onClose', async () => { await released })
+  await app.ready()
+  const dispose = handleSignals(app, { emitter: signals, exit: (code) => { exits.push(code) } })
+  signals.emit('SIGINT', 'SIGINT')
+  signals.emit('SIGTERM', 'SIGTERM')
+  t.same(exits, [1])
+  dispose()
+  t.equal(signals.listenerCount('SIGINT'), 0, 'dispose removes the handlers')
+  release()
+  await app.close()
+
+  const worker = buildServer({ logLevel: 'silent', registry: {} })
+  const workerExits: number[] = []
+  handleSignals(worker, { emitter: signals, exit: (code) => { workerExits.push(code) }, forceOnRepeat: false })
+  signals.emit('SIGINT', 'SIGINT')
+  signals.emit('SIGINT', 'SIGINT')
+  t.same(workerExits, [], 'a cluster worker leaves forcing to its primary')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(workerExits, [0])
+})
