@@ -5,7 +5,7 @@
  */
 
 import t from 'tap'
-import { build, storageKinds, urls, locationPath } from '../helpers.js'
+import { build, storageKinds, urls, blobOf, pushBlob, prepareImage, putManifest, locationPath } from '../helpers.js'
 
 for (const kind of storageKinds) {
   t.test(`${kind}: a 204 has no Content-Length`, async (t) => {
@@ -21,5 +21,33 @@ for (const kind of storageKinds) {
     const cancel = await app.inject({ method: 'DELETE', url: location })
     t.equal(cancel.statusCode, 204)
     t.equal(cancel.headers['content-length'], undefined, 'upload cancel')
+  })
+
+  t.test(`${kind}: a 304 carries the validators only`, async (t) => {
+    const app = await build(t, kind)
+    const { content, digest } = blobOf('cached blob')
+    await pushBlob(app, 'parity/b', content)
+    const blob = await app.inject({ method: 'GET', url: urls.blob('parity/b', digest), headers: { 'if-none-match': `"${digest}"` } })
+    t.equal(blob.statusCode, 304)
+    t.equal(blob.headers.etag, `"${digest}"`)
+    t.equal(blob.headers['docker-content-digest'], digest)
+    t.equal(blob.headers['content-type'], undefined)
+    t.equal(blob.headers['accept-ranges'], undefined)
+    t.equal(blob.rawPayload.length, 0)
+    const full = await app.inject({ method: 'GET', url: urls.blob('parity/b', digest) })
+    t.equal(full.headers['content-type'], 'application/octet-stream', 'a 200 still has them')
+    t.equal(full.headers['accept-ranges'], 'bytes')
+
+    const image = await prepareImage(app, 'parity/b')
+    t.equal((await putManifest(app, 'parity/b', 'v1', image.manifest)).statusCode, 201)
+    const manifest = await app.inject({ method: 'GET', url: urls.manifest('parity/b', 'v1'), headers: { 'if-none-match': `"${image.digest}"` } })
+    t.equal(manifest.statusCode, 304)
+    t.equal(manifest.headers.etag, `"${image.digest}"`)
+    t.equal(manifest.headers['content-type'], undefined)
+    t.equal(manifest.headers['content-length'], undefined)
+    t.equal(manifest.rawPayload.length, 0)
+    const head = await app.inject({ method: 'HEAD', url: urls.manifest('parity/b', 'v1') })
+    t.equal(head.headers['content-type'], 'application/vnd.oci.image.manifest.v1+json', 'a 200 still has them')
+    t.equal(head.headers['content-length'], String(image.manifest.length))
   })
 }
