@@ -5,7 +5,9 @@
  */
 
 import t from 'tap'
-import { build, storageKinds, urls, blobOf, pushBlob, prepareImage, putManifest, locationPath } from '../helpers.js'
+import { build, storageKinds, urls, blobOf, pushBlob, prepareImage, putManifest, locationPath, errorCode } from '../helpers.js'
+
+const md5 = `md5:${'a'.repeat(32)}`
 
 for (const kind of storageKinds) {
   t.test(`${kind}: a 204 has no Content-Length`, async (t) => {
@@ -49,5 +51,23 @@ for (const kind of storageKinds) {
     const head = await app.inject({ method: 'HEAD', url: urls.manifest('parity/b', 'v1') })
     t.equal(head.headers['content-type'], 'application/vnd.oci.image.manifest.v1+json', 'a 200 still has them')
     t.equal(head.headers['content-length'], String(image.manifest.length))
+  })
+
+  t.test(`${kind}: a digest of an unsupported algorithm is 400 DIGEST_INVALID`, async (t) => {
+    const app = await build(t, kind)
+    for (const [what, request] of [
+      ['GET blob', { method: 'GET' as const, url: urls.blob('parity/c', md5) }],
+      ['HEAD manifest', { method: 'HEAD' as const, url: urls.manifest('parity/c', md5) }],
+      ['POST ?digest-algorithm=', { method: 'POST' as const, url: urls.blobUpload('parity/c', { 'digest-algorithm': 'md5' }) }],
+      ['POST ?digest=', { method: 'POST' as const, url: urls.blobUpload('parity/c', { digest: md5 }), payload: 'x' }]
+    ] as const) {
+      const response = await app.inject(request)
+      t.equal(response.statusCode, 400, what)
+      if (request.method !== 'HEAD') t.equal(errorCode(response.body), 'DIGEST_INVALID', what)
+    }
+    const post = await app.inject({ method: 'POST', url: urls.blobUpload('parity/c') })
+    const put = await app.inject({ method: 'PUT', url: `${locationPath(post.headers.location)}?digest=${encodeURIComponent(md5)}`, payload: 'x', headers: { 'content-type': 'application/octet-stream' } })
+    t.equal(put.statusCode, 400, 'PUT completing an upload')
+    t.equal(errorCode(put.body), 'DIGEST_INVALID')
   })
 }
