@@ -180,3 +180,13 @@ export function readRange (driver: string, path: string, size: number, options: 
   if (!Number.isSafeInteger(length) || length < 0) throw new StorageDriverError(driver, path, `invalid length ${length}`)
   return { start, end: Math.min(size, start + length) }
 }
+
+/** Names (last segments) of a directory's children; none when the directory does not exist. */
+export async function childNames (driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return (await driver.list(path)).map((child) => child.slice(child.lastIndexOf('/') + 1))
+  } catch (error) {
+    if (isPathNotFound(error)) return []
+    throw error
+  }
+}

@@ -11,7 +11,7 @@ import { assertTag, type Reference } from '../reference.js'
 import { compareLexically } from '../paging.js'
 import { EMPTY_BLOB_DIGEST } from '../manifest/media-types.js'
 import { mediaTypeOf, parseManifest, type Descriptor, type ParsedManifest } from '../manifest/parse.js'
-import { isPathNotFound, type StorageDriver } from './driver.js'
+import { childNames, isPathNotFound, type StorageDriver } from './driver.js'
 import { digestParts, pathFor } from './paths.js'
 import type { BlobStore, LinkedBlobStore } from './blobs.js'
 
@@ -35,15 +35,6 @@ async function readLink (driver: StorageDriver, path: string): Promise<string | 
     return (await driver.getContent(path)).toString('utf8').trim()
   } catch (error) {
     if (isPathNotFound(error)) return undefined
-    throw error
-  }
-}
-
-async function listNames (driver: StorageDriver, path: string): Promise<string[]> {
-  try {
-    return (await driver.list(path)).map((child) => child.slice(child.lastIndexOf('/') + 1))
-  } catch (error) {
-    if (isPathNotFound(error)) return []
     throw error
   }
 }
@@ -79,7 +70,7 @@ export class TagStore {
 
   /** Every tag, in lexical order. */
   async list (): Promise<string[]> {
-    return (await listNames(this.driver, pathFor({ kind: 'tagsRoot', name: this.name }))).sort(compareLexically)
+    return (await childNames(this.driver, pathFor({ kind: 'tagsRoot', name: this.name }))).sort(compareLexically)
   }
 }
 
@@ -100,8 +91,8 @@ export class ReferrerStore {
   async list (subject: string): Promise<string[]> {
     const root = pathFor({ kind: 'referrersOfSubject', name: this.name, ...digestParts(subject) })
     const digests: string[] = []
-    for (const algorithm of await listNames(this.driver, root)) {
-      for (const hex of await listNames(this.driver, `${root}/${algorithm}`)) digests.push(`${algorithm}:${hex}`)
+    for (const algorithm of await childNames(this.driver, root)) {
+      for (const hex of await childNames(this.driver, `${root}/${algorithm}`)) digests.push(`${algorithm}:${hex}`)
     }
     return digests.sort(compareLexically)
   }
@@ -140,8 +131,8 @@ export class ManifestStore {
   /** True when the repository holds anything: a manifest revision or a blob link. */
   async repositoryExists (): Promise<boolean> {
     for (const root of [pathFor({ kind: 'manifestRevisionsRoot', name: this.name }), pathFor({ kind: 'layersRoot', name: this.name })]) {
-      for (const algorithm of await listNames(this.driver, root)) {
-        if ((await listNames(this.driver, `${root}/${algorithm}`)).length > 0) return true
+      for (const algorithm of await childNames(this.driver, root)) {
+        if ((await childNames(this.driver, `${root}/${algorithm}`)).length > 0) return true
       }
     }
     return false

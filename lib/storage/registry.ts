@@ -6,7 +6,7 @@
 import { RegistryError } from '../errors.js'
 import { assertName, isValidName } from '../reference.js'
 import { compareLexically } from '../paging.js'
-import { isPathNotFound, type StorageDriver } from './driver.js'
+import { childNames, type StorageDriver } from './driver.js'
 import { pathFor } from './paths.js'
 import { BlobStore, LinkedBlobStore } from './blobs.js'
 import { UploadSessions, UploadStore } from './uploads.js'
@@ -34,15 +34,6 @@ export class Repository {
       maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
       ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
     })
-  }
-}
-
-async function childNames (driver: StorageDriver, path: string): Promise<string[]> {
-  try {
-    return (await driver.list(path)).map((child) => child.slice(child.lastIndexOf('/') + 1))
-  } catch (error) {
-    if (isPathNotFound(error)) return []
-    throw error
   }
 }
 

@@ -170,12 +170,15 @@ export class UploadStore {
     }
   }
 
-  /** The hash state for the upload at `offset`, when this process has it. */
+  /**
+   * The hash state for the upload at `offset`, when this process has it. At offset 0 any
+   * process can start one (another process may have answered the POST).
+   */
   private hashAt (uuid: string, offset: number): HashEntry | undefined {
     const entry = this.sessions.get(this.key(uuid))
     if (entry !== undefined && entry.offset === offset) return entry
     if (entry !== undefined) this.sessions.forget(this.key(uuid))
-    return undefined
+    return offset === 0 ? { digester: new Digester(DEFAULT_ALGORITHM), offset: 0 } : undefined
   }
 
   /**

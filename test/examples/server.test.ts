@@ -1,11 +1,9 @@
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { buildServer, handleSignals, loggerOptions } from '../../examples/server.js'
 import { CONFIG_OPTIONS } from '../../examples/config.js'
 
@@ -13,107 +11,9 @@ import { CONFIG_OPTIONS } from '../../examples/config.js'
 t.jobs = 4
 
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
-const timeout = 60000
+const timeout = 120000
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const serverScript = join(root, 'examples', 'server.ts')
-
-/**
- * Runs examples/server.ts with the TypeScript loader this test runs under, so no build is needed.
- * Outside tap, falls back to the same loader resolved from node_modules.
- */
-function loaderArgs (): string[] {
-  const fromTap = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
-  return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
-}
-
-function childEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
-  // Tap's coverage hook and the developer's own registry settings must not leak into the child.
-  delete env.NODE_OPTIONS
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('REGISTRY_') || name.startsWith('_TAPJS_')) delete env[name]
-  }
-  return env
-}
-
-interface LogLine { pid: number, msg: string, [key: string]: unknown }
-
-class ServerProcess {
-  readonly child: ChildProcess
-  readonly lines: LogLine[] = []
-  stdout = ''
-  stderr = ''
-  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  private readonly events = new EventEmitter()
-
-  constructor (args: string[]) {
-    this.child = spawn(process.execPath, [...loaderArgs(), serverScript, ...args], {
-      cwd: root,
-      env: childEnv(),
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let pending = ''
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdout += chunk
-      pending += chunk
-      let newline: number
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        const text = pending.slice(0, newline)
-        pending = pending.slice(newline + 1)
-        try {
-          this.lines.push(JSON.parse(text) as LogLine)
-        } catch {
-          // not a log line (e.g. --help output)
-        }
-        this.events.emit('line')
-      }
-    })
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
-        this.events.emit('line')
-        resolve({ code, signal })
-      })
-    })
-  }
-
-  /** Waits until `count` log lines match, failing if the process exits first. */
-  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 20000): Promise<LogLine[]> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const found = this.lines.filter(predicate)
-      if (found.length >= count) return found
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`server exited before the expected log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
-      }
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for a log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.events.once('line', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-  }
-
-  kill (signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) {
-      process.kill(this.child.pid, signal)
-    }
-  }
-}
-
-const isListening = (line: LogLine): boolean => line.msg.startsWith('registry listening at ')
-const urlOf = (line: LogLine): string => line.msg.slice('registry listening at '.length)
-
-function start (t: Test, args: string[]): ServerProcess {
-  const server = new ServerProcess(args)
-  t.teardown(() => server.kill())
-  return server
-}
+import { start, isListening, urlOf, type LogLine } from '../server-process.js'
 
 async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
   return await new Promise((resolve, reject) => {

@@ -72,3 +72,41 @@ t.test('bad options fail registration with a clear message', async (t) => {
   t.teardown(() => other.close())
   await t.rejects(async () => { await other.register(registry, { delete: 'yes' } as never).ready() }, /\/delete/)
 })
+
+t.test('Location headers: from the request host, a public URL, relative, or trusted forwarded headers', async (t) => {
+  const location = async (options: Record<string, unknown>, headers: Record<string, string>): Promise<string> => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(registry, { storage: { driver: 'inmemory' }, ...options })
+    const response = await app.inject({ method: 'POST', url: '/v2/a/blobs/uploads/', headers })
+    return (response.headers.location as string).replace(/[0-9a-f-]{36}$/, '<uuid>')
+  }
+  const forwarded = { host: 'internal:5000', 'x-forwarded-host': 'registry.example.com', 'x-forwarded-proto': 'https' }
+  t.equal(await location({}, { host: 'localhost:5000' }), 'http://localhost:5000/v2/a/blobs/uploads/<uuid>')
+  t.equal(await location({}, forwarded), 'http://internal:5000/v2/a/blobs/uploads/<uuid>', 'forwarded headers ignored unless trusted')
+  t.equal(await location({ trustForwardedHeaders: true }, forwarded), 'https://registry.example.com/v2/a/blobs/uploads/<uuid>')
+  t.equal(await location({ publicUrl: 'https://public.example.com' }, forwarded), 'https://public.example.com/v2/a/blobs/uploads/<uuid>')
+  t.equal(await location({ relativeUrls: true }, { host: 'localhost:5000' }), '/v2/a/blobs/uploads/<uuid>')
+})
+
+t.test('Fastify\'s own client errors map to spec codes; anything unexpected is UNKNOWN without internals', async (t) => {
+  const { toRegistryError } = await import('../../plugins/errors.js')
+  const tooLarge = toRegistryError(Object.assign(new Error('body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }))
+  t.same([tooLarge.code, tooLarge.statusCode], ['SIZE_INVALID', 413])
+  const mediaType = toRegistryError(Object.assign(new Error('unsupported'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }))
+  t.same([mediaType.code, mediaType.statusCode], ['UNSUPPORTED', 415])
+  const validation = toRegistryError(Object.assign(new Error('querystring/n must be integer'), { validation: [{}], statusCode: 400 }))
+  t.same([validation.code, validation.statusCode], ['UNSUPPORTED', 400])
+  const bug = toRegistryError(new Error('ENOENT: /secret/server/path'))
+  t.same([bug.code, bug.statusCode], ['UNKNOWN', 500])
+  t.equal(bug.detail, undefined, 'no message, stack or path in the detail')
+
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async (scope) => {
+    await scope.register(registry, { storage: { driver: 'inmemory' } })
+  })
+  const response = await app.inject({ method: 'GET', url: '/v2/a/blobs/sha256:' + 'a'.repeat(64), headers: { range: 'bytes=0-1' } })
+  t.equal(response.statusCode, 404)
+  t.equal(errorCode(response.body), 'BLOB_UNKNOWN')
+})

@@ -1,0 +1,118 @@
+/**
+ * The example server as a real process, for tests that need one: started with the TypeScript
+ * loader the tests run under (no build needed), its JSON log lines parsed as they arrive,
+ * stopped by process id.
+ */
+
+import type { Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+const serverScript = join(root, 'examples', 'server.ts')
+
+/**
+ * Runs examples/server.ts with the TypeScript loader this test runs under, so no build is needed.
+ * Outside tap, falls back to the same loader resolved from node_modules.
+ */
+export function loaderArgs (): string[] {
+  const fromTap = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
+  return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
+}
+
+export function childEnv (): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
+  // Tap's coverage hook and the developer's own registry settings must not leak into the child.
+  delete env.NODE_OPTIONS
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('REGISTRY_') || name.startsWith('_TAPJS_')) delete env[name]
+  }
+  return env
+}
+
+export interface LogLine { pid: number, msg: string, [key: string]: unknown }
+
+export class ServerProcess {
+  readonly child: ChildProcess
+  readonly lines: LogLine[] = []
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  private readonly events = new EventEmitter()
+
+  constructor (args: string[]) {
+    this.child = spawn(process.execPath, [...loaderArgs(), serverScript, ...args], {
+      cwd: root,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let pending = ''
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout += chunk
+      pending += chunk
+      let newline: number
+      while ((newline = pending.indexOf('\n')) !== -1) {
+        const text = pending.slice(0, newline)
+        pending = pending.slice(newline + 1)
+        try {
+          this.lines.push(JSON.parse(text) as LogLine)
+        } catch {
+          // not a log line (e.g. --help output)
+        }
+        this.events.emit('line')
+      }
+    })
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.events.emit('line')
+        resolve({ code, signal })
+      })
+    })
+  }
+
+  /** Waits until `count` log lines match, failing if the process exits first. */
+  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 60000): Promise<LogLine[]> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const found = this.lines.filter(predicate)
+      if (found.length >= count) return found
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`server exited before the expected log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
+      }
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for a log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.events.once('line', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  kill (signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) {
+      process.kill(this.child.pid, signal)
+    }
+  }
+}
+
+export const isListening = (line: LogLine): boolean => line.msg.startsWith('registry listening at ')
+export const urlOf = (line: LogLine): string => line.msg.slice('registry listening at '.length)
+
+export function start (t: Test, args: string[]): ServerProcess {
+  const server = new ServerProcess(args)
+  t.teardown(() => server.kill())
+  return server
+}
+
+/** Starts the server and waits until it listens; returns it with its base URL. */
+export async function startListening (t: Test, args: string[]): Promise<{ server: ServerProcess, base: string }> {
+  const server = start(t, args)
+  const [listening] = await server.waitFor(isListening)
+  return { server, base: urlOf(listening as LogLine) }
+}
