@@ -12,6 +12,8 @@ import { RegistryClient } from '../../lib/client/index.js'
 import { projectRoot, run, sha256File, startDistribution, startServer, tempDir, type RunningRegistry } from './harness.js'
 import { blobPath, buildImages, closure, readBlob, refDescriptor, type BuiltImages } from './oci-layout.js'
 import { corpus, differences, makeFixture, pushFixture, runScenario, type Difference, type StepResult } from './differential.js'
+import { runConformance } from '../../lib/conformance/index.js'
+import { conformanceBlock } from './conformance-readme.js'
 
 async function skopeo (...args: string[]): Promise<void> {
   await run('skopeo', args)
@@ -181,4 +183,13 @@ t.test('the differential corpus: every difference from distribution 2.8.2 is doc
   t.same(undocumented, [], `every difference is in docs/differences.md with the values observed; missing or changed rows:\n${table(undocumented)}`)
   t.same(stale, [], 'every row of docs/differences.md is a difference still observed')
   t.same(documented.filter((row) => row.why === ''), [], 'every documented difference says why')
+})
+
+t.test('the conformance suite against distribution 2.8.2: the results the README shows', async (t) => {
+  const distribution = await startDistribution(t, { root: await tempDir(t), delete: true })
+  const report = await runConformance({ url: distribution.url })
+  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
+  const block = /<!-- conformance-distribution:start -->\n([\s\S]*?)\n<!-- conformance-distribution:end -->/.exec(readme)?.[1]
+  t.equal(block, conformanceBlock(report), 'README.md has the results of this run between the conformance-distribution markers')
+  t.ok(report.summary.passed > report.summary.total / 2, 'most checks pass: the suite is not failing for reasons of its own')
 })
