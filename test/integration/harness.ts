@@ -61,19 +61,36 @@ export class Service {
       })
     }
     this.child.on('exit', () => this.events.emit('line'))
+    this.child.on('error', (error) => {
+      // A command that cannot start: reported by waitFor, not as an uncaught error.
+      this.spawnError = error
+      this.events.emit('line')
+    })
   }
+
+  private spawnError: Error | undefined
 
   /** The first log line matching, waiting for it; fails when the process exits first. */
   async waitFor (predicate: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> {
+    return await this.waitUntil(() => this.lines.find(predicate), timeoutMs)
+  }
+
+  /** Waits until the output (any stream, JSON or not) matches; fails when the process exits first. */
+  async waitForOutput (pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+    await this.waitUntil(() => pattern.test(this.output) ? true : undefined, timeoutMs)
+  }
+
+  private async waitUntil<T> (check: () => T | undefined, timeoutMs: number): Promise<T> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const found = this.lines.find(predicate)
+      const found = check()
       if (found !== undefined) return found
+      if (this.spawnError !== undefined) throw this.spawnError
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`${String(this.child.spawnfile)} exited before the expected log line:\n${this.output}`)
+        throw new Error(`${String(this.child.spawnfile)} exited before the expected output:\n${this.output}`)
       }
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for a log line of ${String(this.child.spawnfile)}:\n${this.output}`)
+      if (left <= 0) throw new Error(`timed out waiting for the output of ${String(this.child.spawnfile)}:\n${this.output}`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.events.once('line', () => {
