@@ -164,14 +164,21 @@ export async function deleteResource (context: Context, url: string, missingIsDo
   fail(`expected status 202, or 405 when deletes are not supported, got ${response.status} ${response.body.toString('utf8').slice(0, 200)}`)
 }
 
-/** Teardown: deletes manifests then blobs, accepting what a registry that does not delete answers. */
+/**
+ * Teardown: deletes manifests then blobs, accepting what a registry that does not delete
+ * answers; what it says it deleted must be gone at once (HEAD is 404).
+ */
 export async function cleanUp (context: Context, repo: string, manifests: Manifest[], blobs: Blob[]): Promise<void> {
   for (const item of [...manifests].reverse()) {
-    const response = await send(context, { method: 'DELETE', url: context.client.urls.manifest(repo, item.digest) })
+    const url = context.client.urls.manifest(repo, item.digest)
+    const response = await send(context, { method: 'DELETE', url })
     expectStatus(response, 202, 404, 405, 400)
+    if (response.status === 202) expectStatus(await send(context, { method: 'HEAD', url, headers: { accept: MANIFEST_ACCEPT } }), 404)
   }
   for (const item of blobs) {
-    const response = await send(context, { method: 'DELETE', url: context.client.urls.blob(repo, item.digest) })
+    const url = context.client.urls.blob(repo, item.digest)
+    const response = await send(context, { method: 'DELETE', url })
     expectStatus(response, 202, 404, 405, 400)
+    if (response.status === 202) expectStatus(await send(context, { method: 'HEAD', url }), 404)
   }
 }

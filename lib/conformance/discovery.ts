@@ -6,7 +6,7 @@ import { headerOf, nextLink } from '../client/index.js'
 import { MediaTypes } from '../manifest/media-types.js'
 import { ArtifactTypes, EMPTY_JSON, blob, image, index, type Descriptor, type Manifest } from './data.js'
 import { cleanUp, pushBlob, pushManifest, send, type CheckDefinition, type Context } from './common.js'
-import { expectContentType, expectEqual, expectStatus, expectTrue, fail, jsonOf } from './expect.js'
+import { expectContentType, expectEqual, expectErrorBody, expectStatus, expectTrue, fail, jsonOf } from './expect.js'
 
 interface TagList { name: string, tags: string[] | null }
 interface ReferrersIndex { schemaVersion?: number, mediaType?: string, manifests?: Descriptor[] }
@@ -190,6 +190,15 @@ export function discoveryChecks (): CheckDefinition[] {
           seen.push(...page.list)
         }
         expectEqual(seen, all, 'the tags of every page')
+      }
+    },
+    {
+      name: 'tag list of a repository nobody pushed to: 200 and no tags, or 404',
+      run: async (context) => {
+        const response = await send(context, { method: 'GET', url: context.client.urls.tags(`${context.repo}/empty-${suffix}`) })
+        expectStatus(response, 200, 404)
+        if (response.status === 200) expectEqual(jsonOf<TagList>(response).tags ?? [], [], 'the tags')
+        else expectErrorBody(response, ['NAME_UNKNOWN'])
       }
     },
     {

@@ -26,7 +26,8 @@ import {
   type CheckDefinition,
   type Context
 } from './common.js'
-import { Unsupported, expectEqual, expectErrorBody, expectHeader, expectStatus, fail, requireHeader } from './expect.js'
+import { Unsupported, expectEqual, expectErrorBody, expectHeader, expectStatus, expectTrue, fail, jsonOf, requireHeader } from './expect.js'
+import { MediaTypes } from '../manifest/media-types.js'
 
 /** The chunk size the checks use: small enough for three chunks, at least the registry's minimum. */
 function chunkSizeFor (response: ClientResponse, total: number): number {
@@ -317,6 +318,21 @@ function contentChecks (set: ContentSet): CheckDefinition[] {
         for (const item of set.blobs) await verifyBlobHead(context, context.repo, item)
       }
     },
+    ...(set.manifests.some((item) => item.subject !== undefined)
+      ? [{
+          name: `manifests, ${set.name}: the referrers API lists each manifest under its subject`,
+          run: async (context: Context) => {
+            for (const subject of new Set(set.manifests.map((item) => item.subject).filter((digest): digest is string => digest !== undefined))) {
+              const response = await send(context, { method: 'GET', url: context.client.urls.referrers(context.repo, subject), headers: { accept: MediaTypes.ociIndex } })
+              expectStatus(response, 200)
+              const listed = (jsonOf<{ manifests?: Array<{ digest: string }> }>(response).manifests ?? []).map((entry) => entry.digest)
+              for (const item of set.manifests.filter((candidate) => candidate.subject === subject)) {
+                expectTrue(listed.includes(item.digest), `expected referrer ${item.digest} of ${subject}, got ${listed.join(', ') || 'none'}`)
+              }
+            }
+          }
+        }]
+      : []),
     {
       name: `manifests, ${set.name}: teardown`,
       run: async (context) => { await cleanUp(context, context.repo, set.manifests, set.blobs) }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import registry from '../../plugins/registry.js'
 import { formatResult, runConformance, type ConformanceReport } from '../../lib/conformance/index.js'
@@ -17,6 +18,8 @@ for (const kind of storageKinds) {
     const report = await runConformance({ url })
     t.same(report.categories, ['pull', 'push', 'discovery', 'management'])
     t.ok(report.summary.total > 100, `${report.summary.total} checks ran`)
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    t.equal(Number(/passes all (\d+) checks/.exec(readme)?.[1]), report.summary.total, 'the README says how many checks pass')
     t.equal(report.summary.failed, 0, `no check failed\n${failures(report)}`)
     t.equal(report.summary.unsupported, 0, `nothing unsupported\n${failures(report)}`)
     t.equal(report.summary.passed, report.summary.total)
