@@ -6,6 +6,7 @@
  */
 
 import t, { type Test } from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RegistryClient } from '../../lib/client/index.js'
@@ -120,6 +121,29 @@ t.test('storage compatibility with distribution 2.8.2, both ways', async (t) => 
     t.equal(await new RegistryClient({ url: ours.url }).headManifest('compat/oci', digest), undefined, 'we see distribution\'s delete in our root')
     t.same(await new RegistryClient({ url: ours.url }).allTags('compat/oci'), [], 'and the tags that went with it')
   })
+})
+
+t.test('an upload distribution started is continued and finished by us on the same root', async (t) => {
+  const root = await tempDir(t)
+  const distribution = await startDistribution(t, { root })
+  const ours = await startServer(t, ['--root', root])
+  const content = randomBytes(100_000)
+  const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`
+  const theirs = new RegistryClient({ url: distribution.url })
+  const mine = new RegistryClient({ url: ours.url })
+  const started = await theirs.send({ method: 'POST', url: '/v2/compat/upload/blobs/uploads/', headers: { 'content-length': 0 } })
+  const patched = await theirs.send({ method: 'PATCH', url: theirs.resolve(started.headers.location as string), headers: { 'content-type': 'application/octet-stream' }, body: content.subarray(0, 40_000) })
+  t.equal(patched.status, 202)
+  // The same upload path on our server: its state is in the storage both share.
+  const path = new URL(theirs.resolve(patched.headers.location as string)).pathname
+  const status = await mine.send({ method: 'GET', url: path })
+  t.equal(status.status, 204)
+  t.equal(status.headers.range, '0-39999', 'we see the bytes distribution received')
+  const rest = await mine.send({ method: 'PATCH', url: path, headers: { 'content-type': 'application/octet-stream', 'content-range': '40000-99999', 'content-length': 60_000 }, body: content.subarray(40_000) })
+  t.equal(rest.status, 202)
+  const done = await mine.send({ method: 'PUT', url: `${path}?digest=${encodeURIComponent(digest)}`, headers: { 'content-length': 0 } })
+  t.equal(done.status, 201)
+  t.ok((await theirs.getBlob('compat/upload', digest)).equals(content), 'distribution serves the blob we finished')
 })
 
 interface DocumentedDifference extends Difference {
