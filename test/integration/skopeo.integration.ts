@@ -140,6 +140,16 @@ t.test('skopeo and umoci against the example server', async (t) => {
     const out = join(work, 'out-schema1')
     await skopeo('copy', '--src-tls-verify=false', ref('skopeo/schema1:v1'), `dir:${out}`)
     for (const [digest, contentDigest] of await dirBlobs(out)) t.equal(contentDigest, digest, `${digest} is intact`)
+
+    // The same signed bytes with one signed value changed: the signature no longer verifies.
+    const signed = await readFile(join(out, 'manifest.json'), 'utf8')
+    t.match(signed, /"architecture": ?"amd64"/)
+    const tampered = signed.replace(/"architecture": ?"amd64"/, (found) => found.replace('amd64', 'arm64'))
+    const refused = await fetch(`${registry.url}/v2/skopeo/schema1/manifests/v1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, body: tampered })
+    t.equal(refused.status, 400, 'a tampered manifest is refused')
+    t.equal(((await refused.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'MANIFEST_UNVERIFIED')
+    const again = await fetch(`${registry.url}/v2/skopeo/schema1/manifests/v1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, body: signed })
+    t.equal(again.status, 201, 'the bytes skopeo signed are accepted again')
   })
 
   await t.test('copy an index with --all: every platform, byte for byte', async (t) => {
