@@ -33,6 +33,12 @@ export interface LogLine {
   [key: string]: unknown
 }
 
+/** Services still running; killed if the test process exits without its teardowns. */
+const running = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of running) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL')
+})
+
 /** A child process whose output is kept, with its JSON log lines parsed. */
 export class Service {
   readonly child: ChildProcess
@@ -60,7 +66,11 @@ export class Service {
         }
       })
     }
-    this.child.on('exit', () => this.events.emit('line'))
+    running.add(this.child)
+    this.child.on('exit', () => {
+      running.delete(this.child)
+      this.events.emit('line')
+    })
     this.child.on('error', (error) => {
       // A command that cannot start: reported by waitFor, not as an uncaught error.
       this.spawnError = error
