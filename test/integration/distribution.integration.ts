@@ -193,6 +193,8 @@ t.test('the differential corpus: every difference from distribution 2.8.2 is doc
     await distribution.stop()
   }
   t.ok(results.length > 100, `${results.length} requests compared`)
+  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
+  t.equal(Number(/differential corpus of (\d+) requests/.exec(readme)?.[1]), results.length, 'the README says how many requests the corpus sends')
 
   const found = differences(results)
   const documented = await documentedDifferences()
