@@ -35,6 +35,8 @@ const UUID_PATH = /\/blobs\/uploads\/[^/?]+/
 function normalizeUrl (value: string): string {
   const url = new URL(value, 'http://registry.invalid')
   url.searchParams.delete('_state')
+  // Parameter order carries no meaning.
+  url.searchParams.sort()
   const query = url.searchParams.toString()
   return url.pathname.replace(UUID_PATH, '/blobs/uploads/<uuid>') + (query === '' ? '' : `?${query}`)
 }
@@ -233,7 +235,7 @@ export const corpus: Scenario[] = [
       await probe.send('GET blob with a 64-character non-hex digest', { method: 'GET', url: `/v2/${fixture.repo}/blobs/sha256:${'z'.repeat(64)}` })
       await probe.send('GET blob with a wrong-length sha256 digest', { method: 'GET', url: `/v2/${fixture.repo}/blobs/sha256:${'a'.repeat(40)}` })
       await probe.send('GET blob with an unsupported algorithm', { method: 'GET', url: `/v2/${fixture.repo}/blobs/md5:${'a'.repeat(32)}` })
-      for (const range of ['bytes=0-9', 'bytes=4000-', 'bytes=-10', 'bytes=4000-9999', 'bytes=5000-6000', 'bytes=9-0', 'bytes=0-1,3-4', 'pages=0-1']) {
+      for (const range of ['bytes=0-0', 'bytes=0-9', 'bytes=4000-', 'bytes=-10', 'bytes=4000-9999', 'bytes=5000-6000', 'bytes=9-0', 'bytes=0-1,3-4', 'pages=0-1']) {
         await probe.send(`GET blob, Range: ${range}`, { method: 'GET', url: blob, headers: { range } })
       }
     }
@@ -328,6 +330,8 @@ export const corpus: Scenario[] = [
       await probe.send('HEAD manifest by tag', { method: 'HEAD', url: url('v1'), headers: accept })
       await probe.send('GET manifest by digest', { method: 'GET', url: url(fixture.manifestDigest), headers: accept })
       await probe.send('GET OCI manifest without Accept', { method: 'GET', url: url('v1') })
+      await probe.send('HEAD manifest by digest', { method: 'HEAD', url: url(fixture.manifestDigest), headers: accept })
+      await probe.send('HEAD manifest of an unknown repository', { method: 'HEAD', url: url('v1', 'diff/unknown'), headers: accept })
       await probe.send('GET manifest, If-None-Match its digest', { method: 'GET', url: url('v1'), headers: { ...accept, 'if-none-match': `"${fixture.manifestDigest}"` } })
       await probe.send('GET unknown tag', { method: 'GET', url: url('nope'), headers: accept })
       await probe.send('GET unknown digest', { method: 'GET', url: url(unknownDigest), headers: accept })
@@ -392,6 +396,18 @@ export const corpus: Scenario[] = [
     }
   }
 ]
+
+/** Runs after the others, when several repositories exist. */
+export const closingScenario: Scenario = {
+  name: 'catalog and tags at the end',
+  run: async (probe, fixture) => {
+    await probe.send('catalog at the end', { method: 'GET', url: '/v2/_catalog' })
+    await probe.send('catalog n=2 at the end', { method: 'GET', url: '/v2/_catalog?n=2' })
+    await probe.send('catalog n=2 last=diff/manifests at the end', { method: 'GET', url: '/v2/_catalog?n=2&last=diff/manifests' })
+    await probe.client.pushBlob('diff/blobs-only', fixture.config)
+    await probe.send('tags of a repository with blobs and no manifest', { method: 'GET', url: '/v2/diff/blobs-only/tags/list' })
+  }
+}
 
 /** Runs a scenario against one registry, recording each step's observation. */
 export async function runScenario (scenario: Scenario, client: RegistryClient, fixture: Fixture): Promise<Array<{ check: string, observation: Observation }>> {

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { RegistryClient } from '../../lib/client/index.js'
 import { projectRoot, run, sha256File, startDistribution, startServer, tempDir, type RunningRegistry } from './harness.js'
 import { blobPath, buildImages, closure, readBlob, refDescriptor, type BuiltImages } from './oci-layout.js'
-import { corpus, differences, makeFixture, pushFixture, runScenario, type Difference, type StepResult } from './differential.js'
+import { closingScenario, corpus, differences, makeFixture, pushFixture, runScenario, type Difference, type StepResult } from './differential.js'
 import { runConformance } from '../../lib/conformance/index.js'
 import { conformanceBlock } from './conformance-readme.js'
 
@@ -170,7 +170,7 @@ function key (difference: Difference): string {
 t.test('the differential corpus: every difference from distribution 2.8.2 is documented', async (t) => {
   const fixture = makeFixture()
   const pairs: Array<{ label: string, deletes: boolean, scenarios: typeof corpus }> = [
-    { label: '', deletes: false, scenarios: corpus },
+    { label: '', deletes: false, scenarios: [...corpus, closingScenario] },
     { label: ' (deletes enabled)', deletes: true, scenarios: corpus.filter((scenario) => scenario.name === 'deletes') }
   ]
   const results: StepResult[] = []
