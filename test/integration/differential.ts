@@ -359,6 +359,8 @@ export const corpus: Scenario[] = [
       await put('PUT manifest without Content-Type', 'no-type', fixture.manifest)
       await put('PUT manifest with Content-Type text/plain', 'text', fixture.manifest, 'text/plain')
       await put('PUT manifest with an invalid tag', '-bad', fixture.manifest, ociManifest)
+      const huge = manifestOf(fixture, { annotations: { 'org.example.padding': 'x'.repeat(5 * 1024 * 1024) } })
+      await put('PUT manifest larger than 4 MiB', 'huge', huge, ociManifest)
       const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: ociManifest, digest: fixture.manifestDigest, size: fixture.manifest.length, platform: { architecture: 'amd64', os: 'linux' } }] }))
       await put('PUT index', 'index', index, 'application/vnd.oci.image.index.v1+json')
       const badIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: ociManifest, digest: unknownDigest, size: 10 }] }))
