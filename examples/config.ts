@@ -195,7 +195,7 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     kind: 'string',
     env: ['REGISTRY_AUTH_TOKEN_ISSUER'],
     distributionEnv: ['REGISTRY_AUTH_TOKEN_ISSUER'],
-    default: `${DEFAULT_TOKEN_ISSUER} (bundled service only)`,
+    default: `(bundled service: ${DEFAULT_TOKEN_ISSUER})`,
     description: 'Issuer (`iss`) tokens must carry; required with --token-realm.'
   },
   {
