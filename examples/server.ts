@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
 import registry, { type RegistryOptions } from '../plugins/registry.js'
-import tokenService from '../plugins/token.js'
 import type { AclDocument } from '../lib/auth/acl.js'
 import { ConfigError, helpText, parseConfig, wantsHelp, type LogLevel, type ServerConfig } from './config.js'
 
@@ -62,7 +61,7 @@ export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' 
     // The registry trusts the bundled service's key besides any configured bundle or key set.
     const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString()
     options = { ...options, auth: { ...options.auth, publicKeys: [...(options.auth.publicKeys ?? []), publicKey] } }
-    app.register(tokenService, {
+    app.register(import('../plugins/token.js'), {
       service: bundled.service,
       issuer: bundled.issuer,
       privateKey,

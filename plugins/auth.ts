@@ -10,8 +10,6 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { RegistryError } from '../lib/errors.js'
 import { Grant, requiredAccess, type AccessRecord } from '../lib/auth/access.js'
-import { createAccessController } from '../lib/auth/controller.js'
-import { TooManyChecksError } from '../lib/auth/password.js'
 import { isValidName } from '../lib/reference.js'
 import type { ResolvedOptions } from '../lib/options.js'
 import { baseUrlOf } from './context.js'
@@ -29,6 +27,14 @@ function detailOf (records: readonly AccessRecord[]): unknown {
 }
 
 async function authPlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
+  if (options.auth.mode === 'none') {
+    app.addHook('onRequest', async function openAccess (request) {
+      request.registry.access = Grant.all()
+    })
+    return
+  }
+  // Loaded only when a mode needs them: bcrypt's native addon and the JWT library cost start-up time.
+  const { createAccessController, TooManyChecksError } = await import('../lib/auth/controller.js')
   const controller = await createAccessController(options.auth, {
     onEvent: (event) => {
       if (event.kind === 'loaded') app.log.info({ users: event.users, skippedLines: event.skipped }, 'htpasswd file loaded')
@@ -38,10 +44,6 @@ async function authPlugin (app: FastifyInstance, options: ResolvedOptions): Prom
 
   app.addHook('onRequest', async function authorize (request) {
     const context = request.registry
-    if (controller.mode === 'none') {
-      context.access = Grant.all()
-      return
-    }
     // No route or no such method: the dispatcher answers 404 or 405, which tell nothing and change nothing.
     if (context.route === undefined || context.method === undefined) return
     const required = requiredAccess(context.method.access, context.vars.name)

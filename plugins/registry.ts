@@ -82,4 +82,3 @@ export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
-export { tokenService, type TokenServiceOptions } from './token.js'

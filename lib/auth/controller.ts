@@ -14,6 +14,8 @@ import { TrustedKeys, type JsonWebKeySet } from './keys.js'
 import { InvalidTokenError, TokenVerifier } from './token.js'
 import type { AuthOptions } from './options.js'
 
+export { TooManyChecksError } from './password.js'
+
 export interface AuthRequest {
   /** The `Authorization` header, if any. */
   authorization: string | undefined

@@ -1,7 +1,10 @@
 /** The `auth` option of the registry plugin, as a TypeBox schema (validated with the other options). */
 
 import { Type, type Static } from '@sinclair/typebox'
-import { TOKEN_ALGORITHMS } from './token.js'
+
+/** The asymmetric algorithms tokens may be signed with; `none` and the HMAC family never are. */
+export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
+export type TokenAlgorithm = typeof TOKEN_ALGORITHMS[number]
 
 const Quotable = (description: string) => Type.String({ minLength: 1, pattern: '^[^"\\\\\\u0000-\\u001f\\u007f]+$', description })
 

@@ -9,10 +9,9 @@ import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import { Grant, resourceType, type ResourceActions } from './access.js'
 import { jwkThumbprint, type TrustedKeys } from './keys.js'
+import { TOKEN_ALGORITHMS, type TokenAlgorithm } from './options.js'
 
-/** The asymmetric algorithms accepted; `none` and the HMAC family never are. */
-export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
-export type TokenAlgorithm = typeof TOKEN_ALGORITHMS[number]
+export { TOKEN_ALGORITHMS, type TokenAlgorithm }
 
 /** Clock skew tolerated on `exp` and `nbf`, in seconds (distribution's is 60). */
 export const DEFAULT_LEEWAY_SECONDS = 60
