@@ -10,6 +10,7 @@
 
 import { resolve } from 'node:path'
 import { resolveOptions, type RegistryOptions } from '../lib/options.js'
+import type { AuthOptions } from '../lib/auth/options.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -17,8 +18,17 @@ export type LogLevel = typeof LOG_LEVELS[number]
 export const STORAGE_DRIVERS = ['inmemory', 'filesystem'] as const
 export type StorageDriverName = typeof STORAGE_DRIVERS[number]
 
+export const AUTH_MODES = ['none', 'htpasswd', 'token'] as const
+export type AuthMode = typeof AUTH_MODES[number]
+
+/** Defaults of token mode with the bundled token service. */
+export const DEFAULT_TOKEN_SERVICE = 'fastify-oci-registry'
+export const DEFAULT_TOKEN_ISSUER = 'fastify-oci-registry-token'
+
 export type SettingKey =
   | 'host' | 'port' | 'storage' | 'root' | 'delete' | 'logLevel' | 'workers' | 'publicUrl' | 'trustForwardedHeaders'
+  | 'auth' | 'htpasswdPath' | 'htpasswdRealm' | 'tokenRealm' | 'tokenService' | 'tokenIssuer' | 'tokenRootCertBundle' | 'tokenJwks'
+  | 'tokenKey' | 'tokenAcl' | 'tlsCertificate' | 'tlsKey' | 'http2'
 
 export interface ConfigOption {
   key: SettingKey
@@ -126,8 +136,147 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     distributionEnv: [],
     default: 'false',
     description: 'Build URLs from X-Forwarded-Proto and X-Forwarded-Host (only behind a trusted proxy).'
+  },
+  {
+    key: 'auth',
+    flag: '--auth',
+    placeholder: '<mode>',
+    kind: 'choice',
+    choices: AUTH_MODES,
+    env: ['REGISTRY_AUTH'],
+    distributionEnv: ['REGISTRY_AUTH'],
+    default: 'none',
+    description: `Access control: ${AUTH_MODES.join(', ')}. See "Access control" below.`
+  },
+  {
+    key: 'htpasswdPath',
+    flag: '--htpasswd',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_HTPASSWD_PATH'],
+    distributionEnv: ['REGISTRY_AUTH_HTPASSWD_PATH'],
+    default: '(none)',
+    description: 'htpasswd file of bcrypt entries (`htpasswd -B`): the users of htpasswd mode and of the bundled token service. Read again when it changes.'
+  },
+  {
+    key: 'htpasswdRealm',
+    flag: '--htpasswd-realm',
+    placeholder: '<realm>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_HTPASSWD_REALM'],
+    distributionEnv: ['REGISTRY_AUTH_HTPASSWD_REALM'],
+    default: 'registry',
+    description: 'Realm of the Basic challenge.'
+  },
+  {
+    key: 'tokenRealm',
+    flag: '--token-realm',
+    placeholder: '<url>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_TOKEN_REALM'],
+    distributionEnv: ['REGISTRY_AUTH_TOKEN_REALM'],
+    default: '(the bundled token service)',
+    description: 'URL of an external token service. Without it, token mode serves the bundled one at /token.'
+  },
+  {
+    key: 'tokenService',
+    flag: '--token-service',
+    placeholder: '<name>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_TOKEN_SERVICE'],
+    distributionEnv: ['REGISTRY_AUTH_TOKEN_SERVICE'],
+    default: DEFAULT_TOKEN_SERVICE,
+    description: 'Name of this registry in tokens (their audience).'
+  },
+  {
+    key: 'tokenIssuer',
+    flag: '--token-issuer',
+    placeholder: '<name>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_TOKEN_ISSUER'],
+    distributionEnv: ['REGISTRY_AUTH_TOKEN_ISSUER'],
+    default: `(bundled service: ${DEFAULT_TOKEN_ISSUER})`,
+    description: 'Issuer (`iss`) tokens must carry; required with --token-realm.'
+  },
+  {
+    key: 'tokenRootCertBundle',
+    flag: '--token-rootcertbundle',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE'],
+    distributionEnv: ['REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE'],
+    default: '(none)',
+    description: 'PEM certificates (or public keys) whose keys sign tokens. With --token-realm, this or --token-jwks is required.'
+  },
+  {
+    key: 'tokenJwks',
+    flag: '--token-jwks',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_AUTH_TOKEN_JWKS'],
+    distributionEnv: ['REGISTRY_AUTH_TOKEN_JWKS'],
+    default: '(none)',
+    description: 'JSON Web Key Set whose keys sign tokens.'
+  },
+  {
+    key: 'tokenKey',
+    flag: '--token-key',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_TOKEN_KEY'],
+    distributionEnv: [],
+    default: '(none)',
+    description: 'PEM private key (RSA, EC P-256 or Ed25519) the bundled token service signs with; required when it runs.'
+  },
+  {
+    key: 'tokenAcl',
+    flag: '--token-acl',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_TOKEN_ACL'],
+    distributionEnv: [],
+    default: '(users may do anything)',
+    description: 'JSON access-control list of the bundled token service.'
+  },
+  {
+    key: 'tlsCertificate',
+    flag: '--tls-certificate',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_HTTP_TLS_CERTIFICATE'],
+    distributionEnv: ['REGISTRY_HTTP_TLS_CERTIFICATE'],
+    default: '(plain HTTP)',
+    description: 'PEM certificate (chain) to serve HTTPS with; needs --tls-key.'
+  },
+  {
+    key: 'tlsKey',
+    flag: '--tls-key',
+    placeholder: '<file>',
+    kind: 'string',
+    env: ['REGISTRY_HTTP_TLS_KEY'],
+    distributionEnv: ['REGISTRY_HTTP_TLS_KEY'],
+    default: '(plain HTTP)',
+    description: 'PEM private key of the certificate.'
+  },
+  {
+    key: 'http2',
+    flag: '--http2',
+    kind: 'boolean',
+    env: ['REGISTRY_HTTP2'],
+    distributionEnv: [],
+    default: 'false',
+    description: 'Serve HTTP/2 as well as HTTP/1.1 (with TLS only).'
   }
 ]
+
+/** The bundled token service: file paths, read when the server is built. */
+export interface TokenServiceConfig {
+  key: string
+  acl?: string
+  htpasswd?: string
+  service: string
+  issuer: string
+}
 
 export interface ServerConfig {
   host: string
@@ -135,6 +284,10 @@ export interface ServerConfig {
   workers: number
   logLevel: LogLevel
   registry: RegistryOptions
+  /** HTTPS: certificate and key files; HTTP/2 beside HTTP/1.1 when asked. */
+  tls?: { certificate: string, key: string, http2: boolean }
+  /** Present when token mode runs the bundled token service. */
+  tokenService?: TokenServiceConfig
 }
 
 export const HELP_FLAGS = ['--help', '-h'] as const
@@ -316,6 +469,71 @@ function parseHttpAddr (raw: Raw): { host?: Raw, port: Raw } {
   }
 }
 
+function parsePath (raw: Raw, cwd: string): string {
+  if (raw.value.trim() === '') throw new ConfigError(`${raw.source}: the file name must not be empty`)
+  return resolve(cwd, raw.value)
+}
+
+function parseRealmUrl (raw: Raw): string {
+  let url: URL
+  try {
+    url = new URL(raw.value)
+  } catch {
+    throw new ConfigError(`${raw.source}: "${raw.value}" is not a URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${raw.source}: "${raw.value}" must be an http or https URL`)
+  return raw.value
+}
+
+const AUTH_SETTINGS: readonly SettingKey[] = ['htpasswdPath', 'htpasswdRealm', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenRootCertBundle', 'tokenJwks', 'tokenKey', 'tokenAcl']
+
+/** The auth option of the plugin and, for token mode without an external realm, the bundled token service. */
+function authSettings (get: (key: SettingKey) => Raw | undefined, cwd: string): { auth?: AuthOptions, tokenService?: TokenServiceConfig } {
+  const modeRaw = get('auth')
+  const mode: AuthMode = modeRaw === undefined ? 'none' : parseChoice(modeRaw, AUTH_MODES, 'auth mode')
+  const path = (key: SettingKey): string | undefined => {
+    const raw = get(key)
+    return raw === undefined ? undefined : parsePath(raw, cwd)
+  }
+  if (mode === 'none') {
+    // Settings of a mode that is not on would leave the registry open while looking protected.
+    const stray = AUTH_SETTINGS.map(get).find((raw) => raw !== undefined)
+    if (stray !== undefined) throw new ConfigError(`${stray.source} is set but access control is off: add --auth htpasswd or --auth token (REGISTRY_AUTH)`)
+    return {}
+  }
+  const htpasswd = path('htpasswdPath')
+  if (mode === 'htpasswd') {
+    if (htpasswd === undefined) throw new ConfigError('--auth htpasswd needs --htpasswd <file> (REGISTRY_AUTH_HTPASSWD_PATH)')
+    const realm = get('htpasswdRealm')?.value
+    return { auth: { mode: 'htpasswd', path: htpasswd, ...(realm === undefined ? {} : { realm }) } }
+  }
+  const service = get('tokenService')?.value ?? DEFAULT_TOKEN_SERVICE
+  const rootCertBundle = path('tokenRootCertBundle')
+  const jwks = path('tokenJwks')
+  const keys = { ...(rootCertBundle === undefined ? {} : { rootCertBundle }), ...(jwks === undefined ? {} : { jwks }) }
+  const realmRaw = get('tokenRealm')
+  if (realmRaw !== undefined) {
+    const issuer = get('tokenIssuer')?.value
+    if (issuer === undefined) throw new ConfigError('--token-realm needs --token-issuer <name> (REGISTRY_AUTH_TOKEN_ISSUER)')
+    if (rootCertBundle === undefined && jwks === undefined) {
+      throw new ConfigError('--token-realm needs the keys that sign tokens: --token-rootcertbundle <file> or --token-jwks <file>')
+    }
+    const bundled = get('tokenKey') ?? get('tokenAcl')
+    if (bundled !== undefined) throw new ConfigError(`${bundled.source} configures the bundled token service, which does not run with --token-realm`)
+    return { auth: { mode: 'token', realm: parseRealmUrl(realmRaw), service, issuer, ...keys } }
+  }
+  const key = path('tokenKey')
+  if (key === undefined) {
+    throw new ConfigError('--auth token without --token-realm runs the bundled token service, which needs --token-key <file> (REGISTRY_TOKEN_KEY)')
+  }
+  const issuer = get('tokenIssuer')?.value ?? DEFAULT_TOKEN_ISSUER
+  const acl = path('tokenAcl')
+  return {
+    auth: { mode: 'token', realm: '/token', service, issuer, ...keys },
+    tokenService: { key, service, issuer, ...(acl === undefined ? {} : { acl }), ...(htpasswd === undefined ? {} : { htpasswd }) }
+  }
+}
+
 /**
  * Reads the configuration. Throws an Error naming the flag or variable at fault.
  * `cwd` resolves a relative storage root.
@@ -357,6 +575,15 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   registry.delete = deleteRaw === undefined ? false : parseBoolean(deleteRaw)
   registry.trustForwardedHeaders = trustRaw === undefined ? false : parseBoolean(trustRaw)
   if (publicUrlRaw !== undefined) registry.publicUrl = parsePublicUrl(publicUrlRaw)
+  const { auth, tokenService } = authSettings(ours, cwd)
+  if (auth !== undefined) registry.auth = auth
+
+  const certificateRaw = ours('tlsCertificate')
+  const keyRaw = ours('tlsKey')
+  if ((certificateRaw === undefined) !== (keyRaw === undefined)) throw new ConfigError('--tls-certificate and --tls-key go together')
+  const http2Raw = ours('http2')
+  const http2 = http2Raw === undefined ? false : parseBoolean(http2Raw)
+  if (http2 && certificateRaw === undefined) throw new ConfigError('--http2 needs TLS (--tls-certificate and --tls-key)')
 
   // The plugin's own validation, so that the server and the plugin can never disagree.
   try {
@@ -370,6 +597,8 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     port: portRaw === undefined ? 5000 : parseInteger(portRaw, 0, 65535),
     workers: workersRaw === undefined ? 1 : parseInteger(workersRaw, 1, 1024),
     logLevel: logLevelRaw === undefined ? 'info' : parseChoice(logLevelRaw, LOG_LEVELS, 'log level'),
-    registry
+    registry,
+    ...(certificateRaw === undefined || keyRaw === undefined ? {} : { tls: { certificate: parsePath(certificateRaw, cwd), key: parsePath(keyRaw, cwd), http2 } }),
+    ...(tokenService === undefined ? {} : { tokenService })
   }
 }

@@ -6,12 +6,14 @@
 
 import cluster, { type Worker } from 'node:cluster'
 import type { EventEmitter } from 'node:events'
-import { realpathSync } from 'node:fs'
+import { createPrivateKey, createPublicKey } from 'node:crypto'
+import { readFileSync, realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
-import registry from '../plugins/registry.js'
+import registry, { type RegistryOptions } from '../plugins/registry.js'
+import type { AclDocument } from '../lib/auth/acl.js'
 import { ConfigError, helpText, parseConfig, wantsHelp, type LogLevel, type ServerConfig } from './config.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
@@ -34,14 +36,40 @@ export function loggerOptions (level: LogLevel, pretty: boolean = prettyAvailabl
     : { level }
 }
 
-/** The Fastify instance with the registry registered, not listening. */
-export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry'>): FastifyInstance {
+/** HTTPS (and HTTP/2 with HTTP/1.1 beside it) options of Fastify, from the certificate and key files. */
+function serverOptions (tls: ServerConfig['tls']): Record<string, unknown> {
+  if (tls === undefined) return {}
+  const https = { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }
+  return tls.http2 ? { http2: true, https: { ...https, allowHTTP1: true } } : { https }
+}
+
+/**
+ * The Fastify instance with the registry registered (and the bundled token service, when token
+ * mode runs it), not listening. `logger` replaces the logger options (tests capture the log).
+ */
+export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
   const app = Fastify({
-    logger: loggerOptions(config.logLevel),
+    logger: logger ?? loggerOptions(config.logLevel),
     // On close, drop keep-alive connections that are idle but let requests in flight finish.
-    forceCloseConnections: 'idle'
-  })
-  app.register(registry, config.registry)
+    forceCloseConnections: 'idle',
+    ...serverOptions(config.tls)
+  }) as unknown as FastifyInstance
+  let options: RegistryOptions = config.registry
+  const bundled = config.tokenService
+  if (bundled !== undefined && options.auth?.mode === 'token') {
+    const privateKey = createPrivateKey(readFileSync(bundled.key))
+    // The registry trusts the bundled service's key besides any configured bundle or key set.
+    const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString()
+    options = { ...options, auth: { ...options.auth, publicKeys: [...(options.auth.publicKeys ?? []), publicKey] } }
+    app.register(import('../plugins/token.js'), {
+      service: bundled.service,
+      issuer: bundled.issuer,
+      privateKey,
+      ...(bundled.htpasswd === undefined ? {} : { htpasswd: bundled.htpasswd }),
+      ...(bundled.acl === undefined ? {} : { acl: JSON.parse(readFileSync(bundled.acl, 'utf8')) as AclDocument })
+    })
+  }
+  app.register(registry, options)
   return app
 }
 

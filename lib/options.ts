@@ -6,6 +6,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
+import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -29,7 +30,8 @@ export const RegistryOptionsSchema = Type.Object({
     ageSeconds: Type.Optional(Type.Integer({ minimum: 60, description: 'Uploads older than this are purged (default one week).' })),
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'How often to look (default 24 hours).' }))
   }, { additionalProperties: false, description: 'Removal of abandoned uploads, as CNCF distribution\'s `uploadpurging`.' })),
-  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' }))
+  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' })),
+  auth: Type.Optional(AuthOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>
@@ -50,6 +52,7 @@ export interface ResolvedOptions {
   mountWithoutFrom: boolean
   schema1: 'verify' | 'reject'
   uploadPurging: { enabled: boolean, ageSeconds: number, intervalSeconds: number }
+  auth: AuthOptions
 }
 
 function isDriverInstance (value: unknown): value is StorageDriver {
@@ -81,6 +84,7 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
       enabled: options.uploadPurging?.enabled ?? true,
       ageSeconds: options.uploadPurging?.ageSeconds ?? 7 * 24 * 3600,
       intervalSeconds: options.uploadPurging?.intervalSeconds ?? 24 * 3600
-    }
+    },
+    auth: options.auth ?? { mode: 'none' }
   }
 }

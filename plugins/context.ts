@@ -1,7 +1,8 @@
 /**
  * Request-scoped hooks that build the per-request context, `request.registry`: the route the
- * path resolves to, its variables, the repository, a child logger with those fields and the
- * URL builder for this request's host. Handlers read only from it.
+ * path resolves to, its variables, the repository, a child logger with those fields, the
+ * URL builder for this request's host, and (set by the auth plugin) the caller and what it may
+ * do. Handlers read only from it.
  */
 
 import fp from 'fastify-plugin'
@@ -10,6 +11,7 @@ import { matchRoute, type HttpMethod, type MethodDescriptor, type RouteDescripto
 import { UrlBuilder, resolveBase } from '../lib/urls.js'
 import type { ResolvedOptions } from '../lib/options.js'
 import type { Repository } from '../lib/storage/registry.js'
+import { Grant } from '../lib/auth/access.js'
 
 export interface RegistryRequestContext {
   /** The route the path resolved to; undefined when no route has its shape. */
@@ -21,6 +23,10 @@ export interface RegistryRequestContext {
   repository: Repository | undefined
   urls: UrlBuilder
   log: FastifyBaseLogger
+  /** The authenticated user; undefined when anonymous or when auth is off. */
+  user: string | undefined
+  /** What the caller may do. Nothing until the auth plugin decides (everything when auth is off). */
+  access: Grant
 }
 
 declare module 'fastify' {
@@ -37,8 +43,9 @@ function pathAfterV2 (rawUrl: string, apiRoot: string): string | undefined {
   return path.startsWith(apiRoot) ? path.slice(apiRoot.length) : undefined
 }
 
-function buildContext (request: FastifyRequest, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
-  const base = resolveBase({
+/** Scheme and host of this request's absolute URLs (or the configured public URL); '' for relative URLs. */
+export function baseUrlOf (request: FastifyRequest, options: ResolvedOptions): string {
+  return resolveBase({
     ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
     relative: options.relativeUrls,
     trustForwarded: options.trustForwardedHeaders
@@ -48,8 +55,11 @@ function buildContext (request: FastifyRequest, app: FastifyInstance, options: R
     ...(typeof request.headers['x-forwarded-host'] === 'string' ? { forwardedHost: request.headers['x-forwarded-host'] } : {}),
     ...(typeof request.headers['x-forwarded-proto'] === 'string' ? { forwardedProto: request.headers['x-forwarded-proto'] } : {})
   })
-  const urls = new UrlBuilder({ base: base + apiRoot.slice(0, -'/v2/'.length) })
-  const context: RegistryRequestContext = { route: undefined, method: undefined, vars: {}, repository: undefined, urls, log: request.log }
+}
+
+function buildContext (request: FastifyRequest, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
+  const urls = new UrlBuilder({ base: baseUrlOf(request, options) + apiRoot.slice(0, -'/v2/'.length) })
+  const context: RegistryRequestContext = { route: undefined, method: undefined, vars: {}, repository: undefined, urls, log: request.log, user: undefined, access: Grant.none() }
   const tail = pathAfterV2(request.raw.url ?? request.url, apiRoot)
   if (tail === undefined) return context
   // Sets the context before matching so that a NAME_INVALID thrown below still has one.

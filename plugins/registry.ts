@@ -16,6 +16,7 @@ import { validateInput, type HttpMethod } from '../lib/routes.js'
 import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
+import authPlugin from './auth.js'
 import type { RouteHandler, RouteHandlers } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -62,6 +63,8 @@ const registry: FastifyPluginAsync<RegistryOptions> = async function registry (a
   await app.register(errorsPlugin)
   await app.register(storagePlugin, resolved)
   await app.register(contextPlugin, resolved)
+  // After the context, before any body is read: a refused request never reaches a handler.
+  await app.register(authPlugin, resolved)
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

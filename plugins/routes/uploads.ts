@@ -55,14 +55,20 @@ function replyCreated (request: FastifyRequest, reply: FastifyReply, repository:
   }).send()
 }
 
-/** Links `digest` from another repository (or, when allowed, from any); true when it did. */
+/**
+ * Links `digest` from another repository (or, when allowed, from any); true when it did. The
+ * caller must be allowed to pull the source (from any repository: to pull everything), else
+ * the request falls back to a plain upload, as if the blob were not there.
+ */
 async function tryMount (request: FastifyRequest, repository: Repository, query: StartQuery, mountWithoutFrom: boolean): Promise<boolean> {
   const digest = query.mount as string
   parseDigest(digest)
+  const { access } = request.registry
   if (query.from !== undefined) {
+    if (!access.allows('repository', query.from, 'pull')) return false
     const source = repository.registry.repository(query.from)
     if (await source.blobs.stat(digest) === undefined) return false
-  } else if (!mountWithoutFrom || await repository.registry.blobs.stat(digest) === undefined) {
+  } else if (!mountWithoutFrom || !access.unrestricted || await repository.registry.blobs.stat(digest) === undefined) {
     return false
   }
   await repository.blobs.link(digest)

@@ -59,12 +59,41 @@ t.test('every flag is in the table and parses', async (t) => {
     '--log-level': 'warn',
     '--workers': '2',
     '--public-url': 'http://h',
-    '--trust-forwarded-headers': 'true'
+    '--trust-forwarded-headers': 'true',
+    '--auth': 'htpasswd',
+    '--htpasswd': 'users',
+    '--htpasswd-realm': 'r',
+    '--token-realm': 'https://auth.example/token',
+    '--token-service': 's',
+    '--token-issuer': 'i',
+    '--token-rootcertbundle': 'bundle.pem',
+    '--token-jwks': 'jwks.json',
+    '--token-key': 'key.pem',
+    '--token-acl': 'acl.json',
+    '--tls-certificate': 'cert.pem',
+    '--tls-key': 'key.pem',
+    '--http2': 'true'
+  }
+  // Settings that only make sense with others.
+  const companions: Record<string, string[]> = {
+    '--auth': ['--htpasswd=users'],
+    '--htpasswd': ['--auth=htpasswd'],
+    '--htpasswd-realm': ['--auth=htpasswd', '--htpasswd=users'],
+    '--token-realm': ['--auth=token', '--token-issuer=i', '--token-jwks=jwks.json'],
+    '--token-service': ['--auth=token', '--token-key=key.pem'],
+    '--token-issuer': ['--auth=token', '--token-key=key.pem'],
+    '--token-rootcertbundle': ['--auth=token', '--token-key=key.pem'],
+    '--token-jwks': ['--auth=token', '--token-key=key.pem'],
+    '--token-key': ['--auth=token'],
+    '--token-acl': ['--auth=token', '--token-key=key.pem'],
+    '--tls-certificate': ['--tls-key=key.pem'],
+    '--tls-key': ['--tls-certificate=cert.pem'],
+    '--http2': ['--tls-certificate=cert.pem', '--tls-key=key.pem']
   }
   t.same(CONFIG_OPTIONS.map((option) => option.flag).sort(), Object.keys(sample).sort())
   for (const [flag, value] of Object.entries(sample)) {
     if (flag === '--root') continue
-    t.doesNotThrow(() => parse([`${flag}=${value}`]), flag)
+    t.doesNotThrow(() => parse([`${flag}=${value}`, ...(companions[flag] ?? [])]), flag)
   }
 })
 

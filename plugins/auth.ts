@@ -1,0 +1,73 @@
+/**
+ * Access control. An `onRequest` hook, after the context hook and before any body is read,
+ * works out from the route descriptor what the request needs (`repository:<name>:pull`, ...),
+ * asks the configured access controller (none, htpasswd or token; see lib/auth/) and either
+ * stores the caller and its grant in `request.registry` or refuses with 401 and the mode's
+ * challenge. A refused request never reaches a handler, so it changes nothing.
+ */
+
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { RegistryError } from '../lib/errors.js'
+import { Grant, requiredAccess, type AccessRecord } from '../lib/auth/access.js'
+import { isValidName } from '../lib/reference.js'
+import type { ResolvedOptions } from '../lib/options.js'
+import { baseUrlOf } from './context.js'
+
+/** The source of a cross-repository mount, when the request is one and names a valid repository. */
+function mountSource (request: FastifyRequest): string | undefined {
+  if (request.registry.route?.name !== 'blob-upload' || request.method !== 'POST') return undefined
+  const query = request.query as Record<string, unknown>
+  return typeof query.mount === 'string' && typeof query.from === 'string' && isValidName(query.from) ? query.from : undefined
+}
+
+/** The error detail distribution writes: the records the request needs. */
+function detailOf (records: readonly AccessRecord[]): unknown {
+  return records.length === 0 ? undefined : records.map((record) => ({ Type: record.type, Name: record.name, Action: record.action }))
+}
+
+async function authPlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
+  if (options.auth.mode === 'none') {
+    app.addHook('onRequest', async function openAccess (request) {
+      request.registry.access = Grant.all()
+    })
+    return
+  }
+  // Loaded only when a mode needs them: bcrypt's native addon and the JWT library cost start-up time.
+  const { createAccessController, TooManyChecksError } = await import('../lib/auth/controller.js')
+  const controller = await createAccessController(options.auth, {
+    onEvent: (event) => {
+      if (event.kind === 'loaded') app.log.info({ users: event.users, skippedLines: event.skipped }, 'htpasswd file loaded')
+      else app.log.error({ err: event.error }, 'htpasswd file unreadable: refusing every user until it can be read')
+    }
+  })
+
+  app.addHook('onRequest', async function authorize (request) {
+    const context = request.registry
+    // No route or no such method: the dispatcher answers 404 or 405, which tell nothing and change nothing.
+    if (context.route === undefined || context.method === undefined) return
+    const required = requiredAccess(context.method.access, context.vars.name)
+    const from = mountSource(request)
+    // A mount asks for a token that can also pull the source; without it, the upload is a plain one.
+    const advertised = from === undefined ? required : [...required, { type: 'repository', name: from, action: 'pull' }]
+    let result
+    try {
+      result = await controller.authorize({ authorization: request.headers.authorization, baseUrl: baseUrlOf(request, options) }, required, advertised)
+    } catch (error) {
+      if (error instanceof TooManyChecksError) throw new RegistryError('TOOMANYREQUESTS', { reason: error.message }, { headers: { 'retry-after': '1' } })
+      throw error
+    }
+    if (!result.ok) {
+      context.log.info({ reason: result.reason }, 'access refused')
+      throw new RegistryError('UNAUTHORIZED', detailOf(required), { headers: { 'www-authenticate': result.challenge } })
+    }
+    context.user = result.user
+    context.access = result.grant
+    if (result.user !== undefined) {
+      context.log = context.log.child({ user: result.user })
+      request.log = context.log
+    }
+  })
+}
+
+export default fp(authPlugin, { fastify: '5.x', name: 'oci-registry-auth', dependencies: ['oci-registry-context'] })
