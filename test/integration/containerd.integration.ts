@@ -6,40 +6,15 @@
  */
 
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RegistryClient } from '../../lib/client/index.js'
-import { Service, requestLog, run, startServer, tempDir } from './harness.js'
+import { requestLog, run, startContainerd, startServer, tempDir } from './harness.js'
 import { buildImages, buildLargeImage, readBlob, refDescriptor } from './oci-layout.js'
-
-const CONTAINERD = '/usr/bin/containerd'
-const CTR = '/usr/bin/ctr'
 
 t.test('ctr pull and push through a private containerd', async (t) => {
   const work = await tempDir(t, 'containerd-it-')
   const registry = await startServer(t, ['--root', join(work, 'registry')])
-  const socket = join(work, 'containerd.sock')
-  const config = join(work, 'config.toml')
-  await writeFile(config, [
-    'version = 2',
-    `root = ${JSON.stringify(join(work, 'root'))}`,
-    `state = ${JSON.stringify(join(work, 'state'))}`,
-    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-    '[grpc]',
-    `  address = ${JSON.stringify(socket)}`,
-    '[debug]',
-    '  address = ""',
-    '[metrics]',
-    '  address = ""',
-    ''
-  ].join('\n'))
-  const containerd = new Service(CONTAINERD, ['--config', config], {})
-  t.teardown(async () => { await containerd.stop() })
-  await containerd.waitForOutput(/containerd successfully booted/)
-  const ctr = async (...args: string[]): Promise<string> => {
-    const { stdout, stderr } = await run(CTR, ['--address', socket, '--namespace', 'integration', ...args])
-    return stdout + stderr
-  }
+  const ctr = await startContainerd(t, work)
   const client = new RegistryClient({ url: registry.url })
 
   const images = await buildImages(work)
@@ -49,7 +24,7 @@ t.test('ctr pull and push through a private containerd', async (t) => {
   await t.test('pull: containerd stores the manifest and blobs the registry serves', async (t) => {
     await ctr('images', 'pull', '--plain-http', '--snapshotter', 'native', `${registry.host}/ctr/source:v1`)
     t.match(await ctr('images', 'ls'), new RegExp(`${registry.host}/ctr/source:v1\\s+application/vnd.oci.image.manifest.v1\\+json\\s+${local.digest}`))
-    const stored = (await run(CTR, ['--address', socket, '--namespace', 'integration', 'content', 'get', local.digest])).stdout
+    const stored = await ctr('content', 'get', local.digest)
     t.equal(stored, (await readBlob(images.layout, local.digest)).toString('utf8'), 'the manifest bytes')
   })
 

@@ -8,27 +8,12 @@ import t from 'tap'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RegistryClient } from '../../lib/client/index.js'
-import { Service, run, startServer, tempDir } from './harness.js'
-
-const DOCKERD = '/usr/sbin/dockerd'
-const DOCKER = '/usr/bin/docker'
+import { run, startDockerd, startServer, tempDir } from './harness.js'
 
 t.test('docker push and pull through a private dockerd', async (t) => {
   const work = await tempDir(t, 'docker-it-')
   const registry = await startServer(t, ['--root', join(work, 'registry')])
-  const socket = join(work, 'docker.sock')
-  const dockerd = new Service(DOCKERD, [
-    '--storage-driver', 'vfs', '--iptables=false', '--ip6tables=false', '--bridge=none',
-    '--data-root', join(work, 'data'), '--exec-root', join(work, 'exec'), '--pidfile', join(work, 'docker.pid'),
-    '-H', `unix://${socket}`
-  ], { env: { ...process.env, DOCKER_CONFIG: join(work, 'config') } })
-  t.teardown(async () => { await dockerd.stop() })
-  await dockerd.waitForOutput(/API listen on /)
-  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(work, 'config') }
-  const docker = async (...args: string[]): Promise<string> => {
-    const { stdout, stderr } = await run(DOCKER, args, { env })
-    return stdout + stderr
-  }
+  const docker = await startDockerd(t, work)
   const client = new RegistryClient({ url: registry.url })
   const image = `${registry.host}/docker/app`
 

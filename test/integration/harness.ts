@@ -238,3 +238,50 @@ export async function sha256File (path: string): Promise<string> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return `sha256:${hash.digest('hex')}`
 }
+
+export type Cli = (...args: string[]) => Promise<string>
+
+/** A private dockerd (vfs, no iptables, no bridge) on a unix socket in `work`; `docker` runs Debian's CLI against it. */
+export async function startDockerd (t: TestContext, work: string): Promise<Cli> {
+  const socket = join(work, 'docker.sock')
+  const config = join(work, 'docker-config')
+  const dockerd = new Service('/usr/sbin/dockerd', [
+    '--storage-driver', 'vfs', '--iptables=false', '--ip6tables=false', '--bridge=none',
+    '--data-root', join(work, 'docker-data'), '--exec-root', join(work, 'docker-exec'), '--pidfile', join(work, 'docker.pid'),
+    '-H', `unix://${socket}`
+  ], { env: { ...process.env, DOCKER_CONFIG: config } })
+  t.teardown(async () => { await dockerd.stop() })
+  await dockerd.waitForOutput(/API listen on /)
+  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config }
+  return async (...args) => {
+    const { stdout, stderr } = await run('/usr/bin/docker', args, { env })
+    return stdout + stderr
+  }
+}
+
+/** A private containerd (CRI plugin off) on a unix socket in `work`; `ctr` runs against it in one namespace. */
+export async function startContainerd (t: TestContext, work: string): Promise<Cli & { socket: string }> {
+  const socket = join(work, 'containerd.sock')
+  const config = join(work, 'containerd.toml')
+  await writeFile(config, [
+    'version = 2',
+    `root = ${JSON.stringify(join(work, 'containerd-root'))}`,
+    `state = ${JSON.stringify(join(work, 'containerd-state'))}`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '[grpc]',
+    `  address = ${JSON.stringify(socket)}`,
+    '[debug]',
+    '  address = ""',
+    '[metrics]',
+    '  address = ""',
+    ''
+  ].join('\n'))
+  const containerd = new Service('/usr/bin/containerd', ['--config', config], {})
+  t.teardown(async () => { await containerd.stop() })
+  await containerd.waitForOutput(/containerd successfully booted/)
+  const ctr = async (...args: string[]): Promise<string> => {
+    const { stdout, stderr } = await run('/usr/bin/ctr', ['--address', socket, '--namespace', 'integration', ...args])
+    return stdout + stderr
+  }
+  return Object.assign(ctr, { socket })
+}
