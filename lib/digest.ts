@@ -33,8 +33,9 @@ export function isDigestString (value: string): boolean {
 }
 
 /**
- * Parses a digest the registry can verify. A malformed digest is DIGEST_INVALID; a well-formed
- * digest of an algorithm we do not implement is UNSUPPORTED (as the spec suggests).
+ * Parses a digest the registry can verify. A malformed digest, and a well-formed one of an
+ * algorithm we do not implement, are DIGEST_INVALID (400): the spec asks for 400 on an
+ * unsupported algorithm, and CNCF distribution answers so.
  */
 export function parseDigest (value: string): ParsedDigest {
   const match = digestRegex.exec(value)
@@ -42,7 +43,7 @@ export function parseDigest (value: string): ParsedDigest {
   const algorithm = match[1] as string
   const hex = match[2] as string
   if (!isSupportedAlgorithm(algorithm)) {
-    throw new RegistryError('UNSUPPORTED', { digest: value, reason: `digest algorithm ${algorithm} is not supported` })
+    throw new RegistryError('DIGEST_INVALID', { digest: value, reason: `digest algorithm ${algorithm} is not supported` })
   }
   if (hex.length !== SUPPORTED_ALGORITHMS[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
     throw new RegistryError('DIGEST_INVALID', { digest: value, reason: `not a lowercase hex ${algorithm} digest` })
@@ -56,7 +57,7 @@ export function parseAlgorithm (value: string): Algorithm {
   if (!new RegExp(`^${ALGORITHM_PATTERN}$`).test(value)) {
     throw new RegistryError('DIGEST_INVALID', { algorithm: value, reason: 'malformed digest algorithm' })
   }
-  throw new RegistryError('UNSUPPORTED', { algorithm: value, reason: `digest algorithm ${value} is not supported` })
+  throw new RegistryError('DIGEST_INVALID', { algorithm: value, reason: `digest algorithm ${value} is not supported` })
 }
 
 /** Hashes bytes as they stream by. */

@@ -40,6 +40,36 @@ export function sendError (reply: FastifyReply, error: RegistryError): FastifyRe
     .send(JSON.stringify(toErrorBody(error)))
 }
 
+/** Largest unread request body read and dropped before an error answer; a larger one closes the connection. */
+export const DRAIN_LIMIT = 16 * 1024 * 1024
+const DRAIN_TIMEOUT_MS = 10_000
+
+/**
+ * Reads and drops the rest of a refused request's body when it is small enough, so that a
+ * client still sending it reads the error instead of a reset connection (Node has no lingering
+ * close). True when the body is now read; false when the connection must be closed instead.
+ */
+async function drainBody (request: FastifyRequest): Promise<boolean> {
+  const raw = request.raw
+  if (raw.complete) return true
+  const declared = Number(raw.headers['content-length'])
+  if (raw.destroyed || raw.readableEnded || !Number.isSafeInteger(declared) || declared > DRAIN_LIMIT) return false
+  return await new Promise<boolean>((resolve) => {
+    const done = (drained: boolean): void => {
+      clearTimeout(timer)
+      raw.off('end', onEnd)
+      raw.off('error', onError)
+      resolve(drained)
+    }
+    const onEnd = (): void => done(true)
+    const onError = (): void => done(false)
+    const timer = setTimeout(() => done(false), DRAIN_TIMEOUT_MS)
+    raw.on('end', onEnd)
+    raw.on('error', onError)
+    raw.resume()
+  })
+}
+
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler(function registryErrorHandler (error: unknown, request: FastifyRequest, reply: FastifyReply) {
     const registryError = toRegistryError(error)
@@ -54,11 +84,12 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
       request.log.info({ code: registryError.code, detail: registryError.detail }, 'request refused')
     }
     if (reply.sent || reply.raw.headersSent) return
-    // A refused upload may leave request bytes unread; do not keep a half-read connection.
-    if (!request.raw.complete) {
-      reply.header('connection', 'close')
-    }
-    return sendError(reply, registryError)
+    // A refused request may leave body bytes unread: read a small rest, else do not keep a
+    // half-read connection.
+    return drainBody(request).then((drained) => {
+      if (!drained) reply.header('connection', 'close')
+      return sendError(reply, registryError)
+    })
   })
 }
 

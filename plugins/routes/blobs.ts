@@ -42,14 +42,14 @@ async function serveBlob (request: FastifyRequest, reply: FastifyReply, withBody
   reply.headers({
     'docker-content-digest': digest,
     etag: `"${digest}"`,
-    'accept-ranges': 'bytes',
-    'cache-control': 'max-age=31536000',
-    'content-type': 'application/octet-stream'
+    'cache-control': 'max-age=31536000'
   })
   const ifNoneMatch = request.headers['if-none-match']
   if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === `"${digest}"` || tag.trim() === '*')) {
+    // A 304 carries the validators, not the representation's metadata (RFC 9110, 15.4.5).
     return await reply.code(304).send()
   }
+  reply.headers({ 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' })
   const redirect = await repository.registry.blobs.redirectURL(digest)
   if (redirect !== undefined) return await reply.code(307).header('location', redirect).send()
   const range = parseRange(request.headers.range, blob.size)

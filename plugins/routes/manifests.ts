@@ -28,15 +28,15 @@ async function serveManifest (request: FastifyRequest, reply: FastifyReply, with
   const repository = repositoryOf(request.registry)
   const manifest = await repository.manifests.get(parseReference(varOf(request.registry, 'reference')))
   reply.headers({
-    'content-type': manifest.mediaType,
     'docker-content-digest': manifest.digest,
-    etag: `"${manifest.digest}"`,
-    'content-length': manifest.content.length
+    etag: `"${manifest.digest}"`
   })
   const ifNoneMatch = request.headers['if-none-match']
   if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === `"${manifest.digest}"`)) {
+    // A 304 carries the validators, not the representation's metadata (RFC 9110, 15.4.5).
     return await reply.code(304).send()
   }
+  reply.headers({ 'content-type': manifest.mediaType, 'content-length': manifest.content.length })
   return await reply.code(200).send(withBody ? manifest.content : undefined)
 }
 

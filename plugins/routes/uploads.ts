@@ -37,12 +37,14 @@ export function parseContentRange (headers: ChunkHeaders): { start: number, end:
 }
 
 function replyInProgress (request: FastifyRequest, reply: FastifyReply, repository: Repository, state: UploadState, status: number): FastifyReply {
-  return reply.code(status).headers({
+  reply.code(status).headers({
     location: request.registry.urls.blobUploadChunk(repository.name, state.uuid),
     range: uploadRange(state.offset),
-    'docker-upload-uuid': state.uuid,
-    'content-length': 0
-  }).send()
+    'docker-upload-uuid': state.uuid
+  })
+  // RFC 9110 forbids Content-Length on a 204.
+  if (status !== 204) reply.header('content-length', 0)
+  return reply.send()
 }
 
 function replyCreated (request: FastifyRequest, reply: FastifyReply, repository: Repository, digest: string): FastifyReply {
