@@ -9,7 +9,8 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { BlobContent, digestOf, freshSeed } from './content.js'
-import { CheckError, Client, check, expectStatus, header, load, withQuery } from './http.js'
+import { CheckError, Client, check, expectStatus, header, withQuery } from './http.js'
+import { loadFixed } from './loadgen.js'
 import type { Target } from './targets.js'
 
 export const MB = 1e6
@@ -377,7 +378,7 @@ export const CASES: readonly CaseDefinition[] = [
     description: 'GET manifest by tag with the usual Accept header, timed load',
     run: async (state, _round, settings) => {
       const made = await image(state)
-      const result = await load(state.client, {
+      const result = await loadFixed(state.target.origin, {
         connections: settings.connections,
         durationMs: settings.durationMs,
         request: { method: 'GET', path: `/v2/${REPO_IMAGE}/manifests/latest`, headers: { accept: MANIFEST_ACCEPT } },
@@ -396,7 +397,7 @@ export const CASES: readonly CaseDefinition[] = [
     description: 'HEAD of a layer, timed load',
     run: async (state, _round, settings) => {
       const made = await image(state)
-      const result = await load(state.client, {
+      const result = await loadFixed(state.target.origin, {
         connections: settings.connections,
         durationMs: settings.durationMs,
         request: { method: 'HEAD', path: `/v2/${REPO_IMAGE}/blobs/${made.layer.digest}` },

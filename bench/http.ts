@@ -1,11 +1,10 @@
 /**
- * The benchmark's HTTP client: undici's Pool. It is the client behind Node's own fetch, keeps an
- * exact number of keep-alive connections, costs little CPU per request (the load generator shares
- * the two cores with the server it measures), and hands back every response, so each one is
- * checked (status, headers, body) rather than only counted.
+ * The benchmark's HTTP client for the cases that move bytes or follow links: undici's Pool, the
+ * client behind Node's own fetch. It keeps keep-alive connections, streams request bodies from
+ * iterables and hands back every response, so each one is checked. The request-rate cases use
+ * the leaner loadgen.ts.
  */
 
-import { createHistogram } from 'node:perf_hooks'
 import { Pool, type Dispatcher } from 'undici'
 
 export type Headers = Record<string, string>
@@ -78,48 +77,4 @@ export interface LoadResult {
   p50Ms: number
   p99Ms: number
   maxMs: number
-}
-
-/**
- * Runs `connections` loops for `durationMs`, each sending one request, reading and checking its
- * response, then the next. The first failed check fails the whole load.
- */
-export async function load (client: Client, options: {
-  connections: number
-  durationMs: number
-  request: Dispatcher.RequestOptions
-  check: (response: Response) => void
-}): Promise<LoadResult> {
-  const histogram = createHistogram()
-  const started = performance.now()
-  const deadline = started + options.durationMs
-  let requests = 0
-  const state: { failure?: unknown } = {}
-  const loop = async (): Promise<void> => {
-    while (state.failure === undefined && performance.now() < deadline) {
-      const sent = process.hrtime.bigint()
-      const response = await client.pool.request(options.request)
-      const body = Buffer.from(await response.body.arrayBuffer())
-      histogram.record(Number(process.hrtime.bigint() - sent) || 1)
-      options.check({ status: response.statusCode, headers: response.headers, body })
-      requests++
-    }
-  }
-  await Promise.all(Array.from({ length: options.connections }, async () => {
-    try {
-      await loop()
-    } catch (error) {
-      state.failure ??= error
-    }
-  }))
-  if (state.failure !== undefined) throw state.failure
-  const seconds = (performance.now() - started) / 1000
-  return {
-    requests,
-    seconds,
-    perSecond: requests / seconds,
-    p50Ms: histogram.percentile(50) / 1e6,
-    p99Ms: histogram.percentile(99) / 1e6,
-    maxMs: histogram.max / 1e6
-  }
 }

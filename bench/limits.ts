@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { BlobContent, freshSeed } from './content.js'
-import { Client, check, expectStatus, header, load } from './http.js'
+import { Client, check, expectStatus, header } from './http.js'
+import { loadFixed } from './loadgen.js'
 import { MB, type Figure, type Settings } from './cases.js'
 import { freePort } from './targets.js'
 
@@ -150,18 +151,13 @@ export const LIMITS: readonly LimitDefinition[] = [
     unit: 'req/s',
     description: 'a trivial Fastify route, same load as manifest_get',
     run: async (settings) => await withBaseline(['fastify'], async (origin) => {
-      const client = new Client(origin, settings.connections)
-      try {
-        const result = await load(client, {
-          connections: settings.connections,
-          durationMs: settings.durationMs,
-          request: { method: 'GET', path: '/' },
-          check: (response) => { expectStatus(response, 200, 'GET /') }
-        })
-        return { value: result.perSecond, extras: { 'p50 ms': result.p50Ms, 'p99 ms': result.p99Ms } }
-      } finally {
-        await client.close()
-      }
+      const result = await loadFixed(origin, {
+        connections: settings.connections,
+        durationMs: settings.durationMs,
+        request: { method: 'GET', path: '/' },
+        check: (response) => { expectStatus(response, 200, 'GET /') }
+      })
+      return { value: result.perSecond, extras: { 'p50 ms': result.p50Ms, 'p99 ms': result.p99Ms } }
     })
   },
   {
