@@ -1,11 +1,11 @@
 /**
  * Request-scoped hooks that build the per-request context, `request.registry`: the route the
  * path resolves to, its variables, the repository, a child logger with those fields and the
- * URL builder for this request's host. Handlers read only from it.
+ * URL builder for this request's host. Handlers read only from it, and log through its logger.
  */
 
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { matchRoute, type HttpMethod, type MethodDescriptor, type RouteDescriptor, type RouteVars } from '../lib/routes.js'
 import { UrlBuilder, resolveBase } from '../lib/urls.js'
 import type { ResolvedOptions } from '../lib/options.js'
@@ -37,19 +37,57 @@ function pathAfterV2 (rawUrl: string, apiRoot: string): string | undefined {
   return path.startsWith(apiRoot) ? path.slice(apiRoot.length) : undefined
 }
 
-function buildContext (request: FastifyRequest, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
-  const base = resolveBase({
-    ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
-    relative: options.relativeUrls,
-    trustForwarded: options.trustForwardedHeaders
-  }, {
-    ...(request.headers.host === undefined ? {} : { host: request.headers.host }),
-    protocol: request.protocol,
-    ...(typeof request.headers['x-forwarded-host'] === 'string' ? { forwardedHost: request.headers['x-forwarded-host'] } : {}),
-    ...(typeof request.headers['x-forwarded-proto'] === 'string' ? { forwardedProto: request.headers['x-forwarded-proto'] } : {})
-  })
-  const urls = new UrlBuilder({ base: base + apiRoot.slice(0, -'/v2/'.length) })
-  const context: RegistryRequestContext = { route: undefined, method: undefined, vars: {}, repository: undefined, urls, log: request.log }
+/** Levels at which Fastify writes its own per-request lines (incoming, completed). */
+const REQUEST_LINE_LEVELS = new Set(['info', 'debug', 'trace'])
+
+/**
+ * The context. The URL builder and the child logger are made on first use: most requests
+ * (a manifest or blob read) need neither, and making them costs more than serving the request.
+ */
+class RequestContext implements RegistryRequestContext {
+  route: RouteDescriptor | undefined = undefined
+  method: MethodDescriptor | undefined = undefined
+  vars: RouteVars = {}
+  repository: Repository | undefined = undefined
+  private builtUrls: UrlBuilder | undefined
+  private childLog: FastifyBaseLogger | undefined
+
+  constructor (private readonly request: FastifyRequest, private readonly options: ResolvedOptions, private readonly apiRoot: string) {}
+
+  get urls (): UrlBuilder {
+    if (this.builtUrls === undefined) {
+      const { request, options } = this
+      const base = resolveBase({
+        ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
+        relative: options.relativeUrls,
+        trustForwarded: options.trustForwardedHeaders
+      }, {
+        ...(request.headers.host === undefined ? {} : { host: request.headers.host }),
+        protocol: request.protocol,
+        ...(typeof request.headers['x-forwarded-host'] === 'string' ? { forwardedHost: request.headers['x-forwarded-host'] } : {}),
+        ...(typeof request.headers['x-forwarded-proto'] === 'string' ? { forwardedProto: request.headers['x-forwarded-proto'] } : {})
+      })
+      this.builtUrls = new UrlBuilder({ base: base + this.apiRoot.slice(0, -'/v2/'.length) })
+    }
+    return this.builtUrls
+  }
+
+  /** The request's logger with the route, repository, digest and reference as fields. */
+  get log (): FastifyBaseLogger {
+    if (this.childLog === undefined) {
+      if (this.route === undefined) return this.request.log
+      const fields: Record<string, string> = { route: this.route.name }
+      if (this.vars.name !== undefined) fields.repository = this.vars.name
+      if (this.vars.digest !== undefined) fields.digest = this.vars.digest
+      if (this.vars.reference !== undefined) fields.reference = this.vars.reference
+      this.childLog = this.request.log.child(fields)
+    }
+    return this.childLog
+  }
+}
+
+function buildContext (request: FastifyRequest, reply: FastifyReply, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
+  const context = new RequestContext(request, options, apiRoot)
   const tail = pathAfterV2(request.raw.url ?? request.url, apiRoot)
   if (tail === undefined) return context
   // Sets the context before matching so that a NAME_INVALID thrown below still has one.
@@ -60,12 +98,11 @@ function buildContext (request: FastifyRequest, app: FastifyInstance, options: R
   context.method = match.route.methods[request.method as HttpMethod]
   context.vars = match.vars
   if (match.vars.name !== undefined) context.repository = app.ociRegistry.repository(match.vars.name)
-  const fields: Record<string, string> = { route: match.route.name }
-  if (match.vars.name !== undefined) fields.repository = match.vars.name
-  if (match.vars.digest !== undefined) fields.digest = match.vars.digest
-  if (match.vars.reference !== undefined) fields.reference = match.vars.reference
-  context.log = request.log.child(fields)
-  request.log = context.log
+  // When Fastify logs every request anyway, its lines carry the fields too.
+  if (REQUEST_LINE_LEVELS.has(request.log.level)) {
+    request.log = context.log
+    reply.log = context.log
+  }
   return context
 }
 
@@ -74,7 +111,7 @@ async function contextPlugin (app: FastifyInstance, options: ResolvedOptions): P
   app.decorateRequest('registry', null as unknown as RegistryRequestContext)
   app.addHook('onRequest', async function registryContext (request, reply) {
     reply.header('docker-distribution-api-version', 'registry/2.0')
-    request.registry = buildContext(request, app, options, apiRoot)
+    request.registry = buildContext(request, reply, app, options, apiRoot)
   })
 }
 

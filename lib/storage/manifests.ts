@@ -107,9 +107,56 @@ export class ReferrerStore {
   }
 }
 
+/**
+ * Manifests by digest, with their media type, shared by every repository of a registry: a
+ * digest names its bytes for ever, so an entry never goes stale. Whether a repository holds
+ * the manifest is still checked on every read (its revision link). Bounded in bytes; the least
+ * recently used go first.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { mediaType: string, content: Buffer }>()
+  private bytes = 0
+
+  constructor (private readonly maxBytes = 8 * 1024 * 1024) {}
+
+  get (digest: string): { mediaType: string, content: Buffer } | undefined {
+    const entry = this.entries.get(digest)
+    if (entry !== undefined) {
+      this.entries.delete(digest)
+      this.entries.set(digest, entry)
+    }
+    return entry
+  }
+
+  set (digest: string, mediaType: string, content: Buffer): void {
+    if (content.length > this.maxBytes / 8) return
+    this.delete(digest)
+    this.entries.set(digest, { mediaType, content })
+    this.bytes += content.length
+    for (const [key, entry] of this.entries) {
+      if (this.bytes <= this.maxBytes) break
+      this.entries.delete(key)
+      this.bytes -= entry.content.length
+    }
+  }
+
+  delete (digest: string): void {
+    const entry = this.entries.get(digest)
+    if (entry === undefined) return
+    this.entries.delete(digest)
+    this.bytes -= entry.content.length
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+}
+
 export interface ManifestStoreOptions {
   maxTagsPerRequest: number
   schema1?: Schema1Verifier
+  /** Manifest bytes kept in memory by digest; none when absent. */
+  cache?: ManifestCache
 }
 
 export class ManifestStore {
@@ -165,8 +212,12 @@ export class ManifestStore {
 
   async get (reference: Reference): Promise<StoredManifest> {
     const digest = await this.resolve(reference)
+    const cached = this.options.cache?.get(digest)
+    if (cached !== undefined) return { digest, ...cached }
     const content = await this.blobs.getContent(digest)
-    return { digest, mediaType: mediaTypeOf(content), content }
+    const mediaType = mediaTypeOf(content)
+    this.options.cache?.set(digest, mediaType, content)
+    return { digest, mediaType, content }
   }
 
   /**
@@ -230,6 +281,8 @@ export class ManifestStore {
       subject = undefined
     }
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
+    // Not needed for correctness (reads check the revision link first), but frees the memory.
+    this.options.cache?.delete(digest)
     for (const tag of await this.tags.list()) {
       if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
     }

@@ -115,8 +115,9 @@ export class UploadStore {
     const startedAt = new Date()
     // Data first, then startedat: an upload exists once startedat does, so a crash between
     // the two leaves only a data file that a purge removes.
+    // Not synced: an empty file needs no durability, and an upload lost in a crash is restarted.
     const writer = await this.driver.writer(this.dataPath(uuid), false)
-    await writer.commit()
+    await writer.close()
     await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), startedAt.toISOString())
     this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0 })
     return { uuid, offset: 0, startedAt }
@@ -181,8 +182,9 @@ export class UploadStore {
   /**
    * Streams bytes onto the end of the upload. When the body breaks off (client gone), the
    * bytes received so far stay in the upload and its offset says so: the client can resume.
+   * With `durable`, the data is synced before this returns (the upload is being completed).
    */
-  private async appendBody (uuid: string, state: UploadState, body: ByteSource): Promise<number> {
+  private async appendBody (uuid: string, state: UploadState, body: ByteSource, durable = false): Promise<number> {
     const hash = this.hashAt(uuid, state.offset)
     const writer = await this.driver.writer(this.dataPath(uuid), true)
     try {
@@ -197,7 +199,8 @@ export class UploadStore {
       await writer.close()
       throw error
     }
-    await writer.close()
+    if (durable) await writer.commit()
+    else await writer.close()
     if (hash !== undefined) this.sessions.set(this.key(uuid), hash)
     return writer.size
   }
@@ -219,7 +222,7 @@ export class UploadStore {
     const { algorithm } = parseDigest(digest)
     return await this.exclusive(uuid, async (state) => {
       assertContinues(uuid, state, options.start)
-      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body)
+      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body, true)
       if (options.size !== undefined && options.size !== size) {
         throw new RegistryError('SIZE_INVALID', { uuid, expected: options.size, received: size })
       }
@@ -227,9 +230,11 @@ export class UploadStore {
       if (computed !== digest) {
         throw new RegistryError('DIGEST_INVALID', { digest, computed, reason: 'the content does not match the digest' })
       }
-      // Durable before it becomes visible under the digest.
-      const writer = await this.driver.writer(this.dataPath(uuid), true)
-      await writer.commit()
+      // Durable before it becomes visible under the digest (a body was synced as it was appended).
+      if (options.body === undefined) {
+        const writer = await this.driver.writer(this.dataPath(uuid), true)
+        await writer.commit()
+      }
       if (await this.blobs.stat(digest) === undefined) {
         await this.blobs.publish(digest, this.dataPath(uuid))
       }
