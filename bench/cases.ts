@@ -245,6 +245,8 @@ export interface CaseDefinition {
   unit: string
   /** What one figure means, for the report. */
   description: string
+  /** Untimed setup (content the case reads), outside the CPU and memory figures too. */
+  prepare?: (state: TargetState, round: RoundContent) => Promise<void>
   run: (state: TargetState, round: RoundContent, settings: Settings) => Promise<Figure>
 }
 
@@ -331,6 +333,7 @@ export const CASES: readonly CaseDefinition[] = [
     name: 'pull_blob',
     unit: 'MB/s',
     description: 'GET of the big blob, digest verified while reading',
+    prepare: async (state, round) => { await pullable(state, round) },
     run: async (state, round) => {
       const content = await pullable(state, round)
       const value = await rate(content.size, async () => {
@@ -353,6 +356,7 @@ export const CASES: readonly CaseDefinition[] = [
     name: 'pull_range',
     unit: 'req/s',
     description: `${RANGE_READS} random 1 MiB Range GETs, ${RANGE_PARALLEL} in parallel, bytes compared`,
+    prepare: async (state, round) => { await pullable(state, round) },
     run: async (state, round) => {
       const content = await pullable(state, round)
       const path = `/v2/${REPO_BLOBS}/blobs/${content.digest}`
@@ -376,6 +380,7 @@ export const CASES: readonly CaseDefinition[] = [
     name: 'manifest_get',
     unit: 'req/s',
     description: 'GET manifest by tag with the usual Accept header, timed load',
+    prepare: async (state) => { await image(state) },
     run: async (state, _round, settings) => {
       const made = await image(state)
       const result = await loadFixed(state.target.origin, {
@@ -395,6 +400,7 @@ export const CASES: readonly CaseDefinition[] = [
     name: 'blob_head',
     unit: 'req/s',
     description: 'HEAD of a layer, timed load',
+    prepare: async (state) => { await image(state) },
     run: async (state, _round, settings) => {
       const made = await image(state)
       const result = await loadFixed(state.target.origin, {
@@ -434,6 +440,7 @@ export const CASES: readonly CaseDefinition[] = [
     name: 'tags_list',
     unit: 'listings/s',
     description: `full listings of ${TAG_COUNT} tags paged with n=${TAG_PAGE}, ${LISTERS} listers, timed`,
+    prepare: async (state) => { await tags(state) },
     run: async (state, _round, settings) => {
       const expected = await tags(state)
       const { client } = state

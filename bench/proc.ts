@@ -90,8 +90,9 @@ export function resetPeak (pids: readonly number[]): void {
 
 /**
  * Watches a server while a case runs: CPU seconds spent, and the peak resident size, both
- * as the sum over its processes. The peak is the larger of the kernel's per-process high water
- * marks (an upper bound when processes peak at different times) and the sampled sum.
+ * as the sum over its processes. For one process the peak is the kernel's high water mark
+ * (exact); for several it is the largest sum sampled every 50 ms, since adding up each
+ * process's own peak would count peaks reached at different times as one.
  */
 export class Usage {
   private readonly cpuStart: number
@@ -114,7 +115,7 @@ export class Usage {
     const endRss = rssBytes(this.pids)
     return {
       cpuSeconds: cpuSeconds(this.pids) - this.cpuStart,
-      peakRss: Math.max(this.sampledPeak, endRss, peakRssBytes(this.pids)),
+      peakRss: Math.max(this.sampledPeak, endRss, this.pids.length === 1 ? peakRssBytes(this.pids) : 0),
       idleRss: this.idleRss,
       endRss
     }

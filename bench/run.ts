@@ -29,6 +29,7 @@ const HELP = `Usage: npm run bench -- [options]
   --dir <dir>           where the storage roots are made (default the system temp dir)
   --out <file>          JSON results (default bench/results/latest.json)
   --profile <dir>       run our server with node --cpu-prof, profiles written to <dir>
+  --node-args <args>    more node flags for our server, space-separated
 `
 
 function parseSize (text: string): number {
@@ -127,6 +128,7 @@ async function main (): Promise<void> {
       dir: { type: 'string', default: tmpdir() },
       out: { type: 'string', default: 'bench/results/latest.json' },
       profile: { type: 'string' },
+      'node-args': { type: 'string', default: '' },
       help: { type: 'boolean', default: false }
     }
   })
@@ -153,7 +155,10 @@ async function main (): Promise<void> {
     if (name !== 'ours' && name !== 'reference') throw new Error(`--targets: unknown target "${name}"`)
   }
   const dir = resolve(values.dir as string)
-  const nodeArgs = values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`]
+  const nodeArgs = [
+    ...(values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`]),
+    ...(values['node-args'] as string).split(' ').filter((arg) => arg !== '')
+  ]
 
   const log = (text: string): void => { process.stderr.write(`${text}\n`) }
   log(`bench: ${rounds} round(s), cases ${[...names].join(', ')}; big blob ${settings.size} bytes, load ${settings.durationMs / 1000} s at ${settings.connections} connections`)
@@ -189,9 +194,11 @@ async function main (): Promise<void> {
             record(definition.name, target.name, { status: 'failed', error: 'the server is not running' })
             continue
           }
-          const usage = new Usage(target.pids())
           let outcome: Outcome
+          let usage: Usage | undefined
           try {
+            await definition.prepare?.(state, content)
+            usage = new Usage(target.pids())
             const figure = await definition.run(state, content, settings)
             outcome = { status: 'ok', value: figure.value, extras: figure.extras }
           } catch (error) {
@@ -199,10 +206,10 @@ async function main (): Promise<void> {
               ? { status: 'unsupported', error: error.message }
               : { status: 'failed', error: error instanceof Error ? error.message : String(error) }
           }
-          const used = usage.stop()
-          if (outcome.status === 'ok') Object.assign(outcome, { cpuSeconds: used.cpuSeconds, peakRss: used.peakRss, idleRss: used.idleRss })
+          const used = usage?.stop()
+          if (outcome.status === 'ok' && used !== undefined) Object.assign(outcome, { cpuSeconds: used.cpuSeconds, peakRss: used.peakRss, idleRss: used.idleRss })
           record(definition.name, target.name, outcome)
-          log(`round ${round} ${definition.name} ${target.name}: ${outcome.status === 'ok' ? `${fmt(outcome.value)} ${definition.unit} ${Object.entries(outcome.extras ?? {}).map(([k, v]) => `${k} ${fmt(v)}`).join(' ')}, peak RSS ${mb(used.peakRss)} MiB, CPU ${fmt(used.cpuSeconds)} s` : `${outcome.status}: ${outcome.error ?? ''}`}`)
+          log(`round ${round} ${definition.name} ${target.name}: ${outcome.status === 'ok' ? `${fmt(outcome.value)} ${definition.unit} ${Object.entries(outcome.extras ?? {}).map(([k, v]) => `${k} ${fmt(v)}`).join(' ')}, peak RSS ${mb(used?.peakRss)} MiB (idle ${mb(used?.idleRss)}), CPU ${fmt(used?.cpuSeconds)} s` : `${outcome.status}: ${outcome.error ?? ''}`}`)
         }
       }
       for (const definition of limits) {
