@@ -59,6 +59,9 @@ async function deleteIfPresent (driver: StorageDriver, path: string): Promise<bo
 }
 
 export class TagStore {
+  /** The last listing and its sorted names: a tags page reads the same listing again and again. */
+  private lastListing: { paths: string[], names: string[] } | undefined
+
   constructor (private readonly driver: StorageDriver, private readonly name: string) {}
 
   /** The digest a tag points at, or undefined. */
@@ -79,7 +82,18 @@ export class TagStore {
 
   /** Every tag, in lexical order. */
   async list (): Promise<string[]> {
-    return (await listNames(this.driver, pathFor({ kind: 'tagsRoot', name: this.name }))).sort(compareLexically)
+    let paths: string[]
+    try {
+      paths = await this.driver.list(pathFor({ kind: 'tagsRoot', name: this.name }))
+    } catch (error) {
+      if (isPathNotFound(error)) return []
+      throw error
+    }
+    const last = this.lastListing
+    if (last === undefined || last.paths.length !== paths.length || !last.paths.every((path, i) => path === paths[i])) {
+      this.lastListing = { paths, names: paths.map((path) => path.slice(path.lastIndexOf('/') + 1)).sort(compareLexically) }
+    }
+    return (this.lastListing as { names: string[] }).names.slice()
   }
 }
 

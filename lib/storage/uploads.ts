@@ -171,11 +171,17 @@ export class UploadStore {
     }
   }
 
-  /** The hash state for the upload at `offset`, when this process has it. */
+  /**
+   * The hash state for the upload at `offset`, when this process has it. At offset 0 it is
+   * always at hand: an upload started by another process (a cluster worker, a replica) is
+   * hashed as it streams in here too. It starts as the default algorithm; completing with
+   * another one re-reads the data.
+   */
   private hashAt (uuid: string, offset: number): HashEntry | undefined {
     const entry = this.sessions.get(this.key(uuid))
     if (entry !== undefined && entry.offset === offset) return entry
     if (entry !== undefined) this.sessions.forget(this.key(uuid))
+    if (offset === 0) return { digester: new Digester(DEFAULT_ALGORITHM), offset: 0 }
     return undefined
   }
 

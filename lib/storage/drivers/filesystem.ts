@@ -36,7 +36,7 @@ export interface ReadCacheOptions {
   maxBytes: number
   /** Largest file kept (default 256 KiB): links, manifests, upload start times. */
   maxFileBytes: number
-  /** Directory entries kept, at most, all listings together (default 100,000). */
+  /** Directory entries kept, at most, all listings together (default 50,000). */
   maxNames: number
   /**
    * A file or directory changed less than this long ago (default 2 s) is not cached: timestamps
@@ -45,7 +45,7 @@ export interface ReadCacheOptions {
   settleMs: number
 }
 
-const CACHE_DEFAULTS: ReadCacheOptions = { maxBytes: 16 * 1024 * 1024, maxFileBytes: 256 * 1024, maxNames: 100_000, settleMs: 2000 }
+const CACHE_DEFAULTS: ReadCacheOptions = { maxBytes: 16 * 1024 * 1024, maxFileBytes: 256 * 1024, maxNames: 50_000, settleMs: 2000 }
 
 /** What identifies one version of a file or directory: any write, rename over or entry change alters it. */
 interface Identity {
@@ -57,6 +57,12 @@ interface Identity {
 
 function identityOf (info: Stats): Identity {
   return { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs }
+}
+
+/** A directory's visible children: names, and full driver paths (kept, not rebuilt per call). */
+interface Listing {
+  names: string[]
+  paths: string[]
 }
 
 function sameIdentity (a: Identity, b: Identity): boolean {
@@ -72,7 +78,7 @@ function sameIdentity (a: Identity, b: Identity): boolean {
  */
 class ReadCache {
   private readonly files = new Map<string, { identity: Identity, content: Buffer }>()
-  private readonly lists = new Map<string, { identity: Identity, names: string[] }>()
+  private readonly lists = new Map<string, { identity: Identity, listing: Listing }>()
   private bytes = 0
   private names = 0
 
@@ -109,29 +115,30 @@ class ReadCache {
     }
   }
 
-  list (full: string, info: Stats): string[] | undefined {
+  list (full: string, info: Stats): Listing | undefined {
     const entry = this.lists.get(full)
     if (entry === undefined) return undefined
     this.lists.delete(full)
     if (!sameIdentity(entry.identity, identityOf(info))) {
-      this.names -= entry.names.length
+      this.names -= entry.listing.names.length
       return undefined
     }
     this.lists.set(full, entry)
-    return entry.names
+    return entry.listing
   }
 
-  keepList (full: string, info: Stats, names: string[]): void {
-    if (names.length > this.options.maxNames || !this.settled(info)) return
+  keepList (full: string, info: Stats, listing: Listing): void {
+    const count = listing.names.length
+    if (count > this.options.maxNames || !this.settled(info)) return
     const old = this.lists.get(full)
-    if (old !== undefined) this.names -= old.names.length
+    if (old !== undefined) this.names -= old.listing.names.length
     this.lists.delete(full)
-    this.lists.set(full, { identity: identityOf(info), names })
-    this.names += names.length
+    this.lists.set(full, { identity: identityOf(info), listing })
+    this.names += count
     for (const [key, entry] of this.lists) {
       if (this.names <= this.options.maxNames) break
       this.lists.delete(key)
-      this.names -= entry.names.length
+      this.names -= entry.listing.names.length
     }
   }
 }
@@ -303,7 +310,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async list (path: string): Promise<string[]> {
-    return (await this.children(path)).map((name) => childPath(path, name))
+    return (await this.listing(path)).paths.slice()
   }
 
   async move (sourcePath: string, destPath: string): Promise<void> {
@@ -379,17 +386,26 @@ export class FilesystemDriver implements StorageDriver {
 
   /** Sorted names of a directory's children, without temporary or foreign names. */
   private async children (path: string): Promise<string[]> {
+    return (await this.listing(path)).names.slice()
+  }
+
+  /** The listing of a directory, from the cache when the directory has not changed. */
+  private async listing (path: string): Promise<Listing> {
     const full = this.full(path)
     if (path === '/') await this.ensureRoot()
+    const read = async (): Promise<Listing> => {
+      const names = visible(await readdir(full))
+      return { names, paths: names.map((name) => childPath(path, name)) }
+    }
     try {
-      if (this.cache === undefined) return visible(await readdir(full))
+      if (this.cache === undefined) return await read()
       // Stat before reading: a change in between makes the kept identity older, never newer.
       const info = await stat(full)
       const cached = this.cache.list(full, info)
-      if (cached !== undefined) return [...cached]
-      const names = visible(await readdir(full))
-      this.cache.keepList(full, info, names)
-      return [...names]
+      if (cached !== undefined) return cached
+      const listing = await read()
+      this.cache.keepList(full, info, listing)
+      return listing
     } catch (error) {
       throw driverError(error, path, 'list')
     }
