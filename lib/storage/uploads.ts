@@ -114,11 +114,17 @@ export class UploadStore {
     const uuid = randomUUID()
     const startedAt = new Date()
     // Data first, then startedat: an upload exists once startedat does, so a crash between
-    // the two leaves only a data file that a purge removes.
-    // Not synced: an empty file needs no durability, and an upload lost in a crash is restarted.
-    const writer = await this.driver.writer(this.dataPath(uuid), false)
-    await writer.close()
-    await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), startedAt.toISOString())
+    // the two leaves only a data file that a purge removes. Neither is synced (a sync of a
+    // small file costs milliseconds here): an upload lost in a crash is restarted by its client,
+    // and a startedat left empty reads as the data file's time.
+    const data = await this.driver.writer(this.dataPath(uuid), false)
+    await data.close()
+    const started = await this.driver.writer(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), false)
+    try {
+      await started.write(Buffer.from(startedAt.toISOString()))
+    } finally {
+      await started.close()
+    }
     this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0 })
     return { uuid, offset: 0, startedAt }
   }
