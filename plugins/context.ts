@@ -2,11 +2,11 @@
  * Request-scoped hooks that build the per-request context, `request.registry`: the route the
  * path resolves to, its variables, the repository, a child logger with those fields, the
  * URL builder for this request's host, and (set by the auth plugin) the caller and what it may
- * do. Handlers read only from it.
+ * do. Handlers read only from it, and log through its logger.
  */
 
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { matchRoute, type HttpMethod, type MethodDescriptor, type RouteDescriptor, type RouteVars } from '../lib/routes.js'
 import { UrlBuilder, resolveBase } from '../lib/urls.js'
 import type { ResolvedOptions } from '../lib/options.js'
@@ -21,7 +21,7 @@ export interface RegistryRequestContext {
   vars: RouteVars
   /** The repository named in the path, for routes that have one. */
   repository: Repository | undefined
-  urls: UrlBuilder
+  readonly urls: UrlBuilder
   log: FastifyBaseLogger
   /** The authenticated user; undefined when anonymous or when auth is off. */
   user: string | undefined
@@ -57,9 +57,53 @@ export function baseUrlOf (request: FastifyRequest, options: ResolvedOptions): s
   })
 }
 
-function buildContext (request: FastifyRequest, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
-  const urls = new UrlBuilder({ base: baseUrlOf(request, options) + apiRoot.slice(0, -'/v2/'.length) })
-  const context: RegistryRequestContext = { route: undefined, method: undefined, vars: {}, repository: undefined, urls, log: request.log, user: undefined, access: Grant.none() }
+/** Levels at which Fastify writes its own per-request lines (incoming, completed). */
+const REQUEST_LINE_LEVELS = new Set(['info', 'debug', 'trace'])
+
+/**
+ * The context. The URL builder and the child logger are made on first use: most requests
+ * (a manifest or blob read) need neither, and making them costs more than serving the request.
+ */
+class RequestContext implements RegistryRequestContext {
+  route: RouteDescriptor | undefined = undefined
+  method: MethodDescriptor | undefined = undefined
+  vars: RouteVars = {}
+  repository: Repository | undefined = undefined
+  user: string | undefined = undefined
+  access: Grant = Grant.none()
+  private builtUrls: UrlBuilder | undefined
+  private childLog: FastifyBaseLogger | undefined
+
+  constructor (private readonly request: FastifyRequest, private readonly options: ResolvedOptions, private readonly apiRoot: string) {}
+
+  get urls (): UrlBuilder {
+    if (this.builtUrls === undefined) {
+      this.builtUrls = new UrlBuilder({ base: baseUrlOf(this.request, this.options) + this.apiRoot.slice(0, -'/v2/'.length) })
+    }
+    return this.builtUrls
+  }
+
+  /** The request's logger with the route, repository, digest and reference as fields. */
+  get log (): FastifyBaseLogger {
+    if (this.childLog === undefined) {
+      if (this.route === undefined) return this.request.log
+      const fields: Record<string, string> = { route: this.route.name }
+      if (this.vars.name !== undefined) fields.repository = this.vars.name
+      if (this.vars.digest !== undefined) fields.digest = this.vars.digest
+      if (this.vars.reference !== undefined) fields.reference = this.vars.reference
+      this.childLog = this.request.log.child(fields)
+    }
+    return this.childLog
+  }
+
+  /** Replaces the logger (the auth plugin adds the user to it). */
+  set log (logger: FastifyBaseLogger) {
+    this.childLog = logger
+  }
+}
+
+function buildContext (request: FastifyRequest, reply: FastifyReply, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
+  const context = new RequestContext(request, options, apiRoot)
   const tail = pathAfterV2(request.raw.url ?? request.url, apiRoot)
   if (tail === undefined) return context
   // Sets the context before matching so that a NAME_INVALID thrown below still has one.
@@ -70,12 +114,11 @@ function buildContext (request: FastifyRequest, app: FastifyInstance, options: R
   context.method = match.route.methods[request.method as HttpMethod]
   context.vars = match.vars
   if (match.vars.name !== undefined) context.repository = app.ociRegistry.repository(match.vars.name)
-  const fields: Record<string, string> = { route: match.route.name }
-  if (match.vars.name !== undefined) fields.repository = match.vars.name
-  if (match.vars.digest !== undefined) fields.digest = match.vars.digest
-  if (match.vars.reference !== undefined) fields.reference = match.vars.reference
-  context.log = request.log.child(fields)
-  request.log = context.log
+  // When Fastify logs every request anyway, its lines carry the fields too.
+  if (REQUEST_LINE_LEVELS.has(request.log.level)) {
+    request.log = context.log
+    reply.log = context.log
+  }
   return context
 }
 
@@ -84,7 +127,7 @@ async function contextPlugin (app: FastifyInstance, options: ResolvedOptions): P
   app.decorateRequest('registry', null as unknown as RegistryRequestContext)
   app.addHook('onRequest', async function registryContext (request, reply) {
     reply.header('docker-distribution-api-version', 'registry/2.0')
-    request.registry = buildContext(request, app, options, apiRoot)
+    request.registry = buildContext(request, reply, app, options, apiRoot)
   })
 }
 

@@ -73,15 +73,16 @@ async function drainBody (request: FastifyRequest): Promise<boolean> {
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler(function registryErrorHandler (error: unknown, request: FastifyRequest, reply: FastifyReply) {
     const registryError = toRegistryError(error)
+    const log = request.registry?.log ?? request.log
     if (request.raw.destroyed && !request.raw.complete) {
       // The client went away mid-request: nothing to answer, and not a server fault.
-      request.log.info({ code: (error as { code?: string }).code }, 'client closed the request')
+      log.info({ code: (error as { code?: string }).code }, 'client closed the request')
       return
     }
     if (registryError.statusCode >= 500) {
-      request.log.error({ err: error }, 'request failed')
+      log.error({ err: error }, 'request failed')
     } else {
-      request.log.info({ code: registryError.code, detail: registryError.detail }, 'request refused')
+      log.info({ code: registryError.code, detail: registryError.detail }, 'request refused')
     }
     if (reply.sent || reply.raw.headersSent) return
     // A refused request may leave body bytes unread: read a small rest, else do not keep a

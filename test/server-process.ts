@@ -74,7 +74,7 @@ export class ServerProcess {
   }
 
   /** Waits until `count` log lines match, failing if the process exits first. */
-  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 60000): Promise<LogLine[]> {
+  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 120000): Promise<LogLine[]> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const found = this.lines.filter(predicate)

@@ -50,6 +50,9 @@ async function deleteIfPresent (driver: StorageDriver, path: string): Promise<bo
 }
 
 export class TagStore {
+  /** The last listing and its sorted names: a tags page reads the same listing again and again. */
+  private lastListing: { paths: string[], names: string[] } | undefined
+
   constructor (private readonly driver: StorageDriver, private readonly name: string) {}
 
   /** The digest a tag points at, or undefined. */
@@ -70,7 +73,18 @@ export class TagStore {
 
   /** Every tag, in lexical order. */
   async list (): Promise<string[]> {
-    return (await childNames(this.driver, pathFor({ kind: 'tagsRoot', name: this.name }))).sort(compareLexically)
+    let paths: string[]
+    try {
+      paths = await this.driver.list(pathFor({ kind: 'tagsRoot', name: this.name }))
+    } catch (error) {
+      if (isPathNotFound(error)) return []
+      throw error
+    }
+    const last = this.lastListing
+    if (last === undefined || last.paths.length !== paths.length || !last.paths.every((path, i) => path === paths[i])) {
+      this.lastListing = { paths, names: paths.map((path) => path.slice(path.lastIndexOf('/') + 1)).sort(compareLexically) }
+    }
+    return (this.lastListing as { names: string[] }).names.slice()
   }
 }
 
@@ -98,9 +112,56 @@ export class ReferrerStore {
   }
 }
 
+/**
+ * Manifests by digest, with their media type, shared by every repository of a registry: a
+ * digest names its bytes for ever, so an entry never goes stale. Whether a repository holds
+ * the manifest is still checked on every read (its revision link). Bounded in bytes; the least
+ * recently used go first.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { mediaType: string, content: Buffer }>()
+  private bytes = 0
+
+  constructor (private readonly maxBytes = 8 * 1024 * 1024) {}
+
+  get (digest: string): { mediaType: string, content: Buffer } | undefined {
+    const entry = this.entries.get(digest)
+    if (entry !== undefined) {
+      this.entries.delete(digest)
+      this.entries.set(digest, entry)
+    }
+    return entry
+  }
+
+  set (digest: string, mediaType: string, content: Buffer): void {
+    if (content.length > this.maxBytes / 8) return
+    this.delete(digest)
+    this.entries.set(digest, { mediaType, content })
+    this.bytes += content.length
+    for (const [key, entry] of this.entries) {
+      if (this.bytes <= this.maxBytes) break
+      this.entries.delete(key)
+      this.bytes -= entry.content.length
+    }
+  }
+
+  delete (digest: string): void {
+    const entry = this.entries.get(digest)
+    if (entry === undefined) return
+    this.entries.delete(digest)
+    this.bytes -= entry.content.length
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+}
+
 export interface ManifestStoreOptions {
   maxTagsPerRequest: number
   schema1?: Schema1Verifier
+  /** Manifest bytes kept in memory by digest; none when absent. */
+  cache?: ManifestCache
 }
 
 export class ManifestStore {
@@ -156,8 +217,12 @@ export class ManifestStore {
 
   async get (reference: Reference): Promise<StoredManifest> {
     const digest = await this.resolve(reference)
+    const cached = this.options.cache?.get(digest)
+    if (cached !== undefined) return { digest, ...cached }
     const content = await this.blobs.getContent(digest)
-    return { digest, mediaType: mediaTypeOf(content), content }
+    const mediaType = mediaTypeOf(content)
+    this.options.cache?.set(digest, mediaType, content)
+    return { digest, mediaType, content }
   }
 
   /**
@@ -221,6 +286,8 @@ export class ManifestStore {
       subject = undefined
     }
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
+    // Not needed for correctness (reads check the revision link first), but frees the memory.
+    this.options.cache?.delete(digest)
     for (const tag of await this.tags.list()) {
       if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
     }

@@ -10,7 +10,7 @@ import { childNames, type StorageDriver } from './driver.js'
 import { pathFor } from './paths.js'
 import { BlobStore, LinkedBlobStore } from './blobs.js'
 import { UploadSessions, UploadStore } from './uploads.js'
-import { ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+import { ManifestCache, ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
 
 export interface RegistryServiceOptions {
   /** Whether manifests, tags and blobs may be deleted. */
@@ -32,14 +32,18 @@ export class Repository {
     this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
     this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name), new ReferrerStore(driver, name), name, {
       maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
+      cache: registry.manifestCache,
       ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
     })
   }
 }
 
+const MAX_KEPT_REPOSITORIES = 1000
+
 export class Registry {
   readonly blobs: BlobStore
   readonly uploadSessions = new UploadSessions()
+  readonly manifestCache = new ManifestCache()
   readonly deleteEnabled: boolean
 
   constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
@@ -47,8 +51,17 @@ export class Registry {
     this.deleteEnabled = options.deleteEnabled ?? false
   }
 
+  /** Repositories are stateless views: kept by name so a request does not build five objects. */
+  private readonly repositories = new Map<string, Repository>()
+
   repository (name: string): Repository {
-    return new Repository(this, assertName(name))
+    let repository = this.repositories.get(name)
+    if (repository === undefined) {
+      repository = new Repository(this, assertName(name))
+      if (this.repositories.size >= MAX_KEPT_REPOSITORIES) this.repositories.delete(this.repositories.keys().next().value as string)
+      this.repositories.set(name, repository)
+    }
+    return repository
   }
 
   /** Throws UNSUPPORTED (405) unless deletes are enabled. */

@@ -114,10 +114,17 @@ export class UploadStore {
     const uuid = randomUUID()
     const startedAt = new Date()
     // Data first, then startedat: an upload exists once startedat does, so a crash between
-    // the two leaves only a data file that a purge removes.
-    const writer = await this.driver.writer(this.dataPath(uuid), false)
-    await writer.commit()
-    await this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), startedAt.toISOString())
+    // the two leaves only a data file that a purge removes. Neither is synced (a sync of a
+    // small file costs milliseconds here): an upload lost in a crash is restarted by its client,
+    // and a startedat left empty reads as the data file's time.
+    const data = await this.driver.writer(this.dataPath(uuid), false)
+    await data.close()
+    const started = await this.driver.writer(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }), false)
+    try {
+      await started.write(Buffer.from(startedAt.toISOString()))
+    } finally {
+      await started.close()
+    }
     this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0 })
     return { uuid, offset: 0, startedAt }
   }
@@ -171,21 +178,25 @@ export class UploadStore {
   }
 
   /**
-   * The hash state for the upload at `offset`, when this process has it. At offset 0 any
-   * process can start one (another process may have answered the POST).
+   * The hash state for the upload at `offset`, when this process has it. At offset 0 it is
+   * always at hand: an upload started by another process (a cluster worker, a replica) is
+   * hashed as it streams in here too. It starts as the default algorithm; completing with
+   * another one re-reads the data.
    */
   private hashAt (uuid: string, offset: number): HashEntry | undefined {
     const entry = this.sessions.get(this.key(uuid))
     if (entry !== undefined && entry.offset === offset) return entry
     if (entry !== undefined) this.sessions.forget(this.key(uuid))
-    return offset === 0 ? { digester: new Digester(DEFAULT_ALGORITHM), offset: 0 } : undefined
+    if (offset === 0) return { digester: new Digester(DEFAULT_ALGORITHM), offset: 0 }
+    return undefined
   }
 
   /**
    * Streams bytes onto the end of the upload. When the body breaks off (client gone), the
    * bytes received so far stay in the upload and its offset says so: the client can resume.
+   * With `durable`, the data is synced before this returns (the upload is being completed).
    */
-  private async appendBody (uuid: string, state: UploadState, body: ByteSource): Promise<number> {
+  private async appendBody (uuid: string, state: UploadState, body: ByteSource, durable = false): Promise<number> {
     const hash = this.hashAt(uuid, state.offset)
     const writer = await this.driver.writer(this.dataPath(uuid), true)
     try {
@@ -200,7 +211,8 @@ export class UploadStore {
       await writer.close()
       throw error
     }
-    await writer.close()
+    if (durable) await writer.commit()
+    else await writer.close()
     if (hash !== undefined) this.sessions.set(this.key(uuid), hash)
     return writer.size
   }
@@ -222,7 +234,7 @@ export class UploadStore {
     const { algorithm } = parseDigest(digest)
     return await this.exclusive(uuid, async (state) => {
       assertContinues(uuid, state, options.start)
-      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body)
+      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body, true)
       if (options.size !== undefined && options.size !== size) {
         throw new RegistryError('SIZE_INVALID', { uuid, expected: options.size, received: size })
       }
@@ -230,9 +242,11 @@ export class UploadStore {
       if (computed !== digest) {
         throw new RegistryError('DIGEST_INVALID', { digest, computed, reason: 'the content does not match the digest' })
       }
-      // Durable before it becomes visible under the digest.
-      const writer = await this.driver.writer(this.dataPath(uuid), true)
-      await writer.commit()
+      // Durable before it becomes visible under the digest (a body was synced as it was appended).
+      if (options.body === undefined) {
+        const writer = await this.driver.writer(this.dataPath(uuid), true)
+        await writer.commit()
+      }
       if (await this.blobs.stat(digest) === undefined) {
         await this.blobs.publish(digest, this.dataPath(uuid))
       }

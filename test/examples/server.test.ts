@@ -11,7 +11,7 @@ import { CONFIG_OPTIONS } from '../../examples/config.js'
 t.jobs = 4
 
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
-const timeout = 120000
+const timeout = 240000
 
 import { start, isListening, urlOf, type LogLine } from '../server-process.js'
 
