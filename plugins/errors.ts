@@ -48,6 +48,7 @@ const DRAIN_TIMEOUT_MS = 10_000
  * Reads and drops the rest of a refused request's body when it is small enough, so that a
  * client still sending it reads the error instead of a reset connection (Node has no lingering
  * close). True when the body is now read; false when the connection must be closed instead.
+ * Only for callers allowed in: an unauthenticated body is not read at all.
  */
 async function drainBody (request: FastifyRequest): Promise<boolean> {
   const raw = request.raw
@@ -86,8 +87,9 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
     }
     if (reply.sent || reply.raw.headersSent) return
     // A refused request may leave body bytes unread: read a small rest, else do not keep a
-    // half-read connection.
-    return drainBody(request).then((drained) => {
+    // half-read connection. Bodies of callers refused access or slowed down are never read.
+    const mayDrain = ![401, 403, 429].includes(registryError.statusCode)
+    return (mayDrain ? drainBody(request) : Promise.resolve(request.raw.complete)).then((drained) => {
       if (!drained) reply.header('connection', 'close')
       return sendError(reply, registryError)
     })

@@ -91,6 +91,21 @@ t.test('a manifest over the limit, but not over the drain limit: 413, and the co
   t.equal(next.status, 200, 'the same connection serves the next request')
 })
 
+t.test('a refused caller\'s body is never read: 401, then the connection closes', async (t) => {
+  const { htpasswdFile } = await import('../auth/fixtures.js')
+  const path = await htpasswdFile(t, { alice: 'wonderland' })
+  const app = await build(t, 'inmemory', { auth: { mode: 'htpasswd', path } })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
+  t.teardown(() => connection.socket.destroy())
+  await connection.write(manifestHead(1024))
+  const refused = await connection.response()
+  t.equal(refused.status, 401)
+  t.equal(refused.headers.connection, 'close')
+  await connection.closing()
+  t.ok(connection.closed, 'closed without waiting for the body')
+})
+
 t.test('a body over the drain limit is not read: the error, then the connection closes', async (t) => {
   const app = await build(t, 'inmemory')
   await app.listen({ host: '127.0.0.1', port: 0 })
