@@ -7,6 +7,7 @@
 import type { Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import type { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -32,6 +33,30 @@ export function childEnv (): NodeJS.ProcessEnv {
   return env
 }
 
+/**
+ * Reads a child's output stream: every chunk to `onChunk`, then each complete line to `onLine`,
+ * parsed as JSON (undefined for a line that is not JSON, such as --help output).
+ */
+export function readLines (stream: Readable | null, onChunk: (chunk: string) => void, onLine: (line: Record<string, unknown> | undefined) => void): void {
+  let pending = ''
+  stream?.setEncoding('utf8').on('data', (chunk: string) => {
+    onChunk(chunk)
+    pending += chunk
+    let newline: number
+    while ((newline = pending.indexOf('\n')) !== -1) {
+      const text = pending.slice(0, newline)
+      pending = pending.slice(newline + 1)
+      let line: Record<string, unknown> | undefined
+      try {
+        line = JSON.parse(text) as Record<string, unknown>
+      } catch {
+        line = undefined
+      }
+      onLine(line)
+    }
+  })
+}
+
 export interface LogLine { pid: number, msg: string, [key: string]: unknown }
 
 export class ServerProcess {
@@ -48,21 +73,9 @@ export class ServerProcess {
       env: childEnv(),
       stdio: ['ignore', 'pipe', 'pipe']
     })
-    let pending = ''
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdout += chunk
-      pending += chunk
-      let newline: number
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        const text = pending.slice(0, newline)
-        pending = pending.slice(newline + 1)
-        try {
-          this.lines.push(JSON.parse(text) as LogLine)
-        } catch {
-          // not a log line (e.g. --help output)
-        }
-        this.events.emit('line')
-      }
+    readLines(this.child.stdout, (chunk) => { this.stdout += chunk }, (line) => {
+      if (line !== undefined) this.lines.push(line as LogLine)
+      this.events.emit('line')
     })
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
     this.exited = new Promise((resolve) => {

@@ -13,6 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { readLines } from '../server-process.js'
 
 export interface TestContext {
   teardown: (fn: () => unknown) => void
@@ -49,21 +50,9 @@ export class Service {
   constructor (command: string, args: string[], options: SpawnOptions) {
     this.child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
     for (const stream of [this.child.stdout, this.child.stderr]) {
-      let pending = ''
-      stream?.setEncoding('utf8').on('data', (chunk: string) => {
-        this.output += chunk
-        pending += chunk
-        let newline: number
-        while ((newline = pending.indexOf('\n')) !== -1) {
-          const text = pending.slice(0, newline)
-          pending = pending.slice(newline + 1)
-          try {
-            this.lines.push(JSON.parse(text) as LogLine)
-          } catch {
-            // not a JSON line
-          }
-          this.events.emit('line')
-        }
+      readLines(stream, (chunk) => { this.output += chunk }, (line) => {
+        if (line !== undefined) this.lines.push(line as LogLine)
+        this.events.emit('line')
       })
     }
     running.add(this.child)
