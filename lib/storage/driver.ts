@@ -19,6 +19,11 @@ export interface FileInfo {
   /** Last modification time. */
   modTime: Date
   isDir: boolean
+  /**
+   * A token that changes whenever the file's content does (S3's ETag), when the driver has one:
+   * with size and modTime, it tells whether a file is still the one seen before.
+   */
+  etag?: string
 }
 
 /**

@@ -90,8 +90,7 @@ export interface S3DriverOptions {
   /** Bytes per uploaded part, buffered in memory by each writer (default 10 MiB, at least 5 MiB). */
   partSize?: number
   storageClass?: string
-  /** `AES256` or `aws:kms`. */
-  serverSideEncryption?: string
+  serverSideEncryption?: 'AES256' | 'aws:kms'
   /** KMS key for `aws:kms`. */
   kmsKeyId?: string
   /** Answer blob GETs with presigned URLs (a 307 from the registry) instead of streaming. */
@@ -124,6 +123,7 @@ interface ObjectInfo {
   modTime: Date
   /** Segments when the key holds an index. */
   segmented: boolean
+  etag?: string
 }
 
 interface SegmentIndex {
@@ -271,7 +271,7 @@ export class S3Driver implements StorageDriver {
     const root = (options.rootDirectory ?? '').replace(/^\/+|\/+$/g, '')
     this.prefix = root === '' ? '' : `${root}/`
     this.storageClass = options.storageClass as StorageClass | undefined
-    this.sse = options.serverSideEncryption as ServerSideEncryption | undefined
+    this.sse = options.serverSideEncryption
     this.kmsKeyId = options.kmsKeyId
     this.redirect = options.redirect ?? false
     this.redirectExpiry = options.redirectExpirySeconds ?? 1200
@@ -356,7 +356,9 @@ export class S3Driver implements StorageDriver {
   private async head (path: string, key: string): Promise<ObjectInfo | undefined> {
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
-      return this.infoOf(head.ContentLength, head.LastModified, head.Metadata)
+      const info = this.infoOf(head.ContentLength, head.LastModified, head.Metadata)
+      if (head.ETag !== undefined) info.etag = head.ETag
+      return info
     } catch (error) {
       if (isNotFound(error)) return undefined
       throw this.failure(error, path, 'stat')
@@ -531,7 +533,9 @@ export class S3Driver implements StorageDriver {
     const key = this.key(path)
     if (path === '/') return { path, size: 0, modTime: new Date(), isDir: true }
     const info = await this.head(path, key)
-    if (info !== undefined) return { path, size: info.size, modTime: info.modTime, isDir: false }
+    if (info !== undefined) {
+      return { path, size: info.size, modTime: info.modTime, isDir: false, ...(info.etag === undefined ? {} : { etag: info.etag }) }
+    }
     const listed = await this.send(path, 'stat', () => this.client.send(new ListObjectsV2Command({
       Bucket: this.bucket, Prefix: `${key}/`, MaxKeys: 1
     })))
@@ -753,8 +757,9 @@ export class S3Driver implements StorageDriver {
         return { PartNumber: partNumber, ETag: result.CopyPartResult?.ETag }
       } catch (error) {
         if (!isNotImplemented(error)) throw this.failure(error, path, 'copy')
+        // Parts copied side by side may all learn it at once: one warning.
+        if (this.partCopy) this.log?.warn({ driver: this.name }, 'the S3 service cannot copy parts: copies stream through the registry')
         this.partCopy = false
-        this.log?.warn({ driver: this.name }, 'the S3 service cannot copy parts: copies stream through the registry')
       }
     }
     const body = await this.openRange(path, sourceKey, start, end)
