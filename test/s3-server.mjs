@@ -4,12 +4,14 @@
 //
 // s3rver writes an object in place, so a reader racing an overwrite can see a mix of the two
 // versions; S3 replaces objects atomically. Objects are written aside and renamed over here, and
-// read through an open descriptor sized with fstat, so each GET serves one version whole. Its
-// listing also misses common prefixes more than one level below the prefix (`a/` for a key
-// `a/b/c` listed from the top): the listing here walks every key under the prefix instead.
+// read through an open descriptor sized with fstat, so each GET serves one version whole; copies
+// too. A delete also removes the directories it leaves empty, racing writes into them (a 500):
+// S3 has no directories, and here they are left. Its listing misses common prefixes more than
+// one level below the prefix (`a/` for a key `a/b/c` listed from the top): the listing here
+// walks every key under the prefix instead.
 
 import { randomBytes, createHash } from 'node:crypto'
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { copyFile, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -47,6 +49,43 @@ FilesystemStore.prototype.putObject = async function putObject (object) {
   await this.putMetadata(object.bucket, object.key, object.metadata, digest)
   await rename(temp, objectPath)
   return { size, md5: digest }
+}
+
+/** Copies a file over another at once: to a temporary file beside it, then renamed over. */
+async function replaceWithCopy (source, dest) {
+  await mkdir(dirname(dest), { recursive: true })
+  const temp = `${dest}.${randomBytes(6).toString('hex')}.tmp`
+  try {
+    await copyFile(source, temp)
+    await rename(temp, dest)
+  } catch (error) {
+    await rm(temp, { force: true })
+    throw error
+  }
+}
+
+FilesystemStore.prototype.copyObject = async function copyObject (srcBucket, srcKey, destBucket, destKey, replacementMetadata) {
+  const resource = (bucket, key, name) => this.getResourcePath(bucket, key, name)
+  if (resource(srcBucket, srcKey, 'object') !== resource(destBucket, destKey, 'object')) {
+    if (replacementMetadata === undefined) {
+      for (const name of ['metadata.json', 'object.md5']) {
+        await replaceWithCopy(resource(srcBucket, srcKey, name), resource(destBucket, destKey, name)).catch((error) => {
+          if (error.code !== 'ENOENT') throw error
+        })
+      }
+    }
+    await replaceWithCopy(resource(srcBucket, srcKey, 'object'), resource(destBucket, destKey, 'object'))
+  }
+  if (replacementMetadata !== undefined) await this.putMetadata(destBucket, destKey, replacementMetadata)
+  return this.getMetadata(destBucket, destKey)
+}
+
+FilesystemStore.prototype.deleteObject = async function deleteObject (bucket, key) {
+  for (const name of ['object', 'object.md5', 'metadata.json']) {
+    await unlink(this.getResourcePath(bucket, key, name)).catch((error) => {
+      if (error.code !== 'ENOENT') throw error
+    })
+  }
 }
 
 FilesystemStore.prototype.getObject = async function getObject (bucket, key, options) {

@@ -16,8 +16,20 @@ import type { S3DriverOptions } from '../lib/storage/drivers/s3.js'
 
 const launcher = fileURLToPath(new URL('./s3-server.mjs', import.meta.url))
 
-/** s3rver's fixed credentials. */
-export const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
+/** Servers running, killed by id if the test process exits without stopping them. */
+const live = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of live) {
+    try {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+    } catch {}
+  }
+})
+
+/** s3rver's fixed credentials; a fresh object each time, since the SDK marks the ones it is given. */
+export function s3Credentials (): { accessKeyId: string, secretAccessKey: string } {
+  return { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
+}
 
 export class S3Server {
   private child: ChildProcess | undefined
@@ -35,19 +47,25 @@ export class S3Server {
 
   /** Starts the server (on its former port after a stop, so clients find it again). */
   async start (): Promise<void> {
-    const child = spawn(process.execPath, [launcher, this.directory, String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // Errors go to the test's own stderr; the child never holds the test process open.
+    const child = spawn(process.execPath, [launcher, this.directory, String(this.port)], { stdio: ['ignore', 'pipe', 'inherit'] })
     this.child = child
-    let stderr = ''
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    child.unref()
+    live.add(child)
+    child.once('exit', () => live.delete(child))
     this.port = await new Promise<number>((resolve, reject) => {
       let stdout = ''
-      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      const stream = child.stdout as NodeJS.ReadableStream & { destroy: () => void }
+      stream.setEncoding('utf8')
+      stream.on('data', (chunk: string) => {
         stdout += chunk
         const newline = stdout.indexOf('\n')
-        if (newline !== -1) resolve((JSON.parse(stdout.slice(0, newline)) as { port: number }).port)
+        if (newline === -1) return
+        stream.destroy()
+        resolve((JSON.parse(stdout.slice(0, newline)) as { port: number }).port)
       })
-      child.on('exit', (code) => reject(new Error(`the S3 server exited (${String(code)}): ${stderr}`)))
-      child.on('error', reject)
+      child.once('exit', (code) => reject(new Error(`the S3 server exited (${String(code)}) before listening`)))
+      child.once('error', reject)
     })
   }
 
@@ -63,12 +81,12 @@ export class S3Server {
 
   /** Options of an S3 driver on `bucket` of this server. */
   driverOptions (bucket: string, extra: Partial<S3DriverOptions> = {}): S3DriverOptions {
-    return { bucket, endpoint: this.endpoint, forcePathStyle: true, region: 'us-east-1', ...S3_CREDENTIALS, ...extra }
+    return { bucket, endpoint: this.endpoint, forcePathStyle: true, region: 'us-east-1', ...s3Credentials(), ...extra }
   }
 
   /** Creates a bucket with a fresh name; returns the name. */
   async createBucket (name = `bucket-${randomBytes(6).toString('hex')}`): Promise<string> {
-    const client = new S3Client({ region: 'us-east-1', endpoint: this.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS })
+    const client = new S3Client({ region: 'us-east-1', endpoint: this.endpoint, forcePathStyle: true, credentials: s3Credentials() })
     try {
       await client.send(new CreateBucketCommand({ Bucket: name }))
     } finally {
@@ -102,16 +120,8 @@ export async function sharedS3 (): Promise<S3Server> {
     const directory = await mkdtemp(join(tmpdir(), 'oci-registry-s3-'))
     const server = new S3Server(directory)
     await server.start()
-    process.once('exit', () => {
-      // Synchronous, as exit handlers must be: the child by id, then its data.
-      const pid = server.pid
-      if (pid !== undefined) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {}
-      }
-      rmSync(directory, { recursive: true, force: true })
-    })
+    // After the handler above has killed the server (handlers run in order).
+    process.once('exit', () => { rmSync(directory, { recursive: true, force: true }) })
     return server
   })()
   return await shared

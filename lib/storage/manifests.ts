@@ -14,6 +14,7 @@ import { mediaTypeOf, parseManifest, type Descriptor, type ParsedManifest } from
 import { isPathNotFound, type StorageDriver } from './driver.js'
 import { digestParts, pathFor } from './paths.js'
 import type { BlobStore, LinkedBlobStore } from './blobs.js'
+import { cacheKeys, type RegistryCache } from './cache.js'
 
 export interface StoredManifest {
   digest: string
@@ -59,14 +60,16 @@ async function deleteIfPresent (driver: StorageDriver, path: string): Promise<bo
 }
 
 export class TagStore {
-  constructor (private readonly driver: StorageDriver, private readonly name: string) {}
+  constructor (private readonly driver: StorageDriver, private readonly name: string, private readonly cache: RegistryCache) {}
 
   /** The digest a tag points at, or undefined. */
   async get (tag: string): Promise<string | undefined> {
-    return await readLink(this.driver, pathFor({ kind: 'tagCurrentLink', name: this.name, tag }))
+    return await this.cache.lookup(cacheKeys.tag(this.name, tag), async () =>
+      await readLink(this.driver, pathFor({ kind: 'tagCurrentLink', name: this.name, tag })))
   }
 
   async set (tag: string, digest: string): Promise<void> {
+    await this.cache.invalidate(cacheKeys.tag(this.name, tag))
     const parts = digestParts(digest)
     await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...parts }), digest)
     await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
@@ -74,6 +77,7 @@ export class TagStore {
 
   /** Removes a tag; false when there was none. */
   async delete (tag: string): Promise<boolean> {
+    await this.cache.invalidate(cacheKeys.tag(this.name, tag))
     return await deleteIfPresent(this.driver, pathFor({ kind: 'tag', name: this.name, tag }))
   }
 
@@ -120,7 +124,8 @@ export class ManifestStore {
     readonly tags: TagStore,
     readonly referrers: ReferrerStore,
     private readonly name: string,
-    private readonly options: ManifestStoreOptions
+    private readonly options: ManifestStoreOptions,
+    private readonly cache: RegistryCache
   ) {}
 
   private revisionLink (digest: string): string {
@@ -129,12 +134,19 @@ export class ManifestStore {
 
   /** True when the repository holds this manifest revision. */
   async exists (digest: string): Promise<boolean> {
-    try {
-      return !(await this.driver.stat(this.revisionLink(digest))).isDir
-    } catch (error) {
-      if (isPathNotFound(error)) return false
-      throw error
-    }
+    return await this.cache.lookup(cacheKeys.revision(this.name, digest), async () => {
+      try {
+        return (await this.driver.stat(this.revisionLink(digest))).isDir ? undefined : '1'
+      } catch (error) {
+        if (isPathNotFound(error)) return undefined
+        throw error
+      }
+    }) !== undefined
+  }
+
+  /** A manifest's bytes; immutable under their digest, so kept in memory once read. */
+  private async content (digest: string): Promise<Buffer> {
+    return await this.cache.manifest(digest, async () => await this.blobs.getContent(digest))
   }
 
   /** True when the repository holds anything: a manifest revision or a blob link. */
@@ -165,7 +177,7 @@ export class ManifestStore {
 
   async get (reference: Reference): Promise<StoredManifest> {
     const digest = await this.resolve(reference)
-    const content = await this.blobs.getContent(digest)
+    const content = await this.content(digest)
     return { digest, mediaType: mediaTypeOf(content), content }
   }
 
@@ -225,10 +237,11 @@ export class ManifestStore {
     if (!await this.exists(digest)) throw await this.unknown({ digest })
     let subject: string | undefined
     try {
-      subject = parseManifest(await this.blobs.getContent(digest), undefined).subject?.digest
+      subject = parseManifest(await this.content(digest), undefined).subject?.digest
     } catch {
       subject = undefined
     }
+    await this.cache.invalidate(cacheKeys.revision(this.name, digest))
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
     for (const tag of await this.tags.list()) {
       if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
@@ -246,7 +259,7 @@ export class ManifestStore {
     const descriptors: Descriptor[] = []
     for (const digest of await this.referrers.list(subject)) {
       if (!await this.exists(digest)) continue
-      const content = await this.blobs.getContent(digest)
+      const content = await this.content(digest)
       const parsed = parseManifest(content, undefined)
       const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: content.length }
       if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType

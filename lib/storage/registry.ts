@@ -11,6 +11,7 @@ import { pathFor } from './paths.js'
 import { BlobStore, LinkedBlobStore } from './blobs.js'
 import { UploadSessions, UploadStore } from './uploads.js'
 import { ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+import { RegistryCache } from './cache.js'
 
 export interface RegistryServiceOptions {
   /** Whether manifests, tags and blobs may be deleted. */
@@ -19,6 +20,8 @@ export interface RegistryServiceOptions {
   maxTagsPerRequest?: number
   /** Verifies schema 1 manifests; without it they are refused. */
   schema1?: Schema1Verifier
+  /** Caches in front of storage (default: manifests in process memory only). */
+  cache?: RegistryCache
 }
 
 export class Repository {
@@ -30,10 +33,10 @@ export class Repository {
     const { driver } = registry
     this.blobs = new LinkedBlobStore(registry.blobs, driver, name)
     this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
-    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name), new ReferrerStore(driver, name), name, {
+    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name, registry.cache), new ReferrerStore(driver, name), name, {
       maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
       ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
-    })
+    }, registry.cache)
   }
 }
 
@@ -50,9 +53,11 @@ export class Registry {
   readonly blobs: BlobStore
   readonly uploadSessions = new UploadSessions()
   readonly deleteEnabled: boolean
+  readonly cache: RegistryCache
 
   constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
-    this.blobs = new BlobStore(driver)
+    this.cache = options.cache ?? new RegistryCache()
+    this.blobs = new BlobStore(driver, this.cache)
     this.deleteEnabled = options.deleteEnabled ?? false
   }
 
@@ -110,6 +115,7 @@ export class Registry {
   }
 
   async close (): Promise<void> {
+    await this.cache.close()
     await this.driver.close?.()
   }
 }
