@@ -75,6 +75,8 @@ export class S3Server {
     this.child = undefined
     if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise((resolve) => child.once('exit', resolve))
+    // Unreferenced, the child would not keep this process alive until it has exited.
+    child.ref()
     process.kill(child.pid, 'SIGKILL')
     await exited
   }
