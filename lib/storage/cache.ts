@@ -40,12 +40,11 @@ export class RedisStore implements SharedStore {
 
   constructor (url: string, private readonly keyPrefix: string, log?: CacheLogger) {
     this.redis = new Redis(url, {
-      // Fail fast when Redis is away: a read falls back to storage instead of waiting.
-      enableOfflineQueue: false,
+      // Commands wait for a connection (the first ones at start) but not long: when Redis is
+      // away, a read falls back to storage and a write fails instead of hanging.
       maxRetriesPerRequest: 1,
       commandTimeout: 2000,
-      connectTimeout: 2000,
-      lazyConnect: false
+      connectTimeout: 2000
     })
     let reported = false
     this.redis.on('error', (error: Error) => {

@@ -80,6 +80,45 @@ t.test('a file appended over several writers: segments, a rewritten short tail, 
   t.ok((await driver.getContent('/blobs/b/data')).equals(content), 'holding the content')
 })
 
+t.test('parts: every part but the last of each multipart upload is at least 5 MiB', async (t) => {
+  const driver = await driverOn()
+  const parts: Array<{ uploadId: string, size: number }> = []
+  driver.client.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'UploadPartCommand') {
+      const input = args.input as { UploadId: string, ContentLength: number }
+      parts.push({ uploadId: input.UploadId, size: input.ContentLength })
+    }
+    return await next(args)
+  }, { step: 'initialize' })
+  const content = randomBytes(23 * MiB + 5)
+  // A chunked upload: a short first chunk, then long ones, across writers.
+  const chunks = [content.subarray(0, MiB), content.subarray(MiB, 3 * MiB), content.subarray(3 * MiB, 15 * MiB), content.subarray(15 * MiB)]
+  await append(driver, '/p', chunks[0] as Buffer, 'close', true)
+  for (const chunk of chunks.slice(1)) await append(driver, '/p', chunk, 'close')
+  await driver.move('/p', '/q')
+  t.ok((await driver.getContent('/q')).equals(content), 'the content is whole')
+  const uploads = new Map<string, number[]>()
+  for (const part of parts) uploads.set(part.uploadId, [...(uploads.get(part.uploadId) ?? []), part.size])
+  t.ok(uploads.size >= 2, `${uploads.size} multipart uploads`)
+  for (const sizes of uploads.values()) {
+    t.ok(sizes.slice(0, -1).every((size) => size >= 5 * MiB), `parts ${sizes.join(', ')}`)
+  }
+})
+
+t.test('listings, walks and deletes page through more than 1,000 keys', async (t) => {
+  const driver = await driverOn()
+  const names = Array.from({ length: 1500 }, (_, i) => `k${String(i).padStart(4, '0')}`)
+  for (let i = 0; i < names.length; i += 100) {
+    await Promise.all(names.slice(i, i + 100).map((name) => driver.putContent(`/many/${name}`, name)))
+  }
+  t.equal((await driver.list('/many')).length, 1500, 'list')
+  let walked = 0
+  for await (const info of driver.walk('/many')) walked += info.isDir ? 0 : 1
+  t.equal(walked, 1500, 'walk')
+  await driver.delete('/many')
+  t.same(await rawKeys(driver), [], 'delete')
+})
+
 t.test('a commit after appends joins the file into one object', async (t) => {
   const driver = await driverOn()
   const pieces = [randomBytes(6 * MiB), randomBytes(6 * MiB)]
