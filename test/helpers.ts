@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import registry, { type RegistryOptions } from '../plugins/registry.js'
 import { UrlBuilder } from '../lib/urls.js'
 import { digestOf } from '../lib/digest.js'
+import type { StorageOptions } from '../lib/options.js'
 import { sharedS3 } from './s3.js'
 
 export interface TestContext {
@@ -47,7 +48,7 @@ export async function build (t: TestContext, kind: StorageKind, options: Omit<Re
 }
 
 /** Storage options of a fresh bucket on the test process's S3 server. */
-export async function s3Storage (): Promise<RegistryOptions['storage'] & { driver: 's3' }> {
+export async function s3Storage (): Promise<Extract<StorageOptions, { driver: 's3' }>> {
   const server = await sharedS3()
   return { driver: 's3', ...server.driverOptions(await server.createBucket()) }
 }

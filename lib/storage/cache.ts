@@ -4,7 +4,7 @@
  *
  * - In-process, by default: an LRU of immutable content, manifests by digest (the bytes under a
  *   digest never change, so there is nothing to invalidate).
- * - Shared, optional: Redis, for lookups that change (a tag's digest, a blob linked into a
+ * - Shared, optional: Redis (redis-store.ts), for lookups that change (a tag's digest, a blob linked into a
  *   repository, a manifest revision), read and invalidated by every replica alike. Only facts
  *   found in storage are cached. A write first replaces the key with a short-lived tombstone,
  *   and fills never overwrite (`SET NX`): a replica that read storage just before the write
@@ -12,7 +12,6 @@
  *   write that cannot invalidate fails (UNAVAILABLE) rather than leave replicas stale.
  */
 
-import { Redis } from 'ioredis'
 import { LRUCache } from 'lru-cache'
 import { StorageUnavailableError } from './driver.js'
 
@@ -34,51 +33,6 @@ export interface CacheLogger {
 const TOMBSTONE = '~'
 /** How long an invalidated key stays uncacheable: longer than any storage read behind a fill. */
 const TOMBSTONE_SECONDS = 60
-
-export class RedisStore implements SharedStore {
-  readonly redis: Redis
-
-  constructor (url: string, private readonly keyPrefix: string, log?: CacheLogger) {
-    this.redis = new Redis(url, {
-      // Commands wait for a connection (the first ones at start) but not long: when Redis is
-      // away, a read falls back to storage and a write fails instead of hanging.
-      maxRetriesPerRequest: 1,
-      commandTimeout: 2000,
-      connectTimeout: 2000
-    })
-    let reported = false
-    this.redis.on('error', (error: Error) => {
-      // Once per outage: ioredis reports every reconnection attempt.
-      if (!reported) log?.warn({ err: error }, 'redis cache unreachable; reading storage directly')
-      reported = true
-    })
-    this.redis.on('ready', () => { reported = false })
-  }
-
-  async get (key: string): Promise<string | null> {
-    return await this.redis.get(this.keyPrefix + key)
-  }
-
-  async fill (key: string, value: string, ttlSeconds: number): Promise<void> {
-    await this.redis.set(this.keyPrefix + key, value, 'EX', ttlSeconds, 'NX')
-  }
-
-  async replace (keys: string[], value: string, ttlSeconds: number): Promise<void> {
-    const pipeline = this.redis.multi()
-    for (const key of keys) pipeline.set(this.keyPrefix + key, value, 'EX', ttlSeconds)
-    const results = await pipeline.exec()
-    const failed = results?.find(([error]) => error !== null)
-    if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('redis transaction discarded')
-  }
-
-  async close (): Promise<void> {
-    try {
-      await this.redis.quit()
-    } catch {
-      this.redis.disconnect()
-    }
-  }
-}
 
 export interface RegistryCacheOptions {
   /** The shared cache; without it, lookups go to storage every time. */

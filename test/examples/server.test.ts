@@ -13,7 +13,7 @@ import { CONFIG_OPTIONS } from '../../examples/config.js'
 t.jobs = 4
 
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
-const timeout = 60000
+const timeout = 120_000
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const serverScript = join(root, 'examples', 'server.ts')
@@ -79,7 +79,7 @@ class ServerProcess {
   }
 
   /** Waits until `count` log lines match, failing if the process exits first. */
-  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 20000): Promise<LogLine[]> {
+  async waitFor (predicate: (line: LogLine) => boolean, count = 1, timeoutMs = 60_000): Promise<LogLine[]> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const found = this.lines.filter(predicate)

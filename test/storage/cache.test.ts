@@ -1,6 +1,7 @@
 import t from 'tap'
 import { StorageUnavailableError } from '../../lib/storage/driver.js'
-import { RedisStore, RegistryCache } from '../../lib/storage/cache.js'
+import { RegistryCache } from '../../lib/storage/cache.js'
+import { RedisStore } from '../../lib/storage/redis-store.js'
 import { startRedis } from '../processes.js'
 
 t.test('without a shared store, lookups load every time; manifests are kept in memory', async (t) => {
