@@ -1,8 +1,8 @@
 /**
  * A storage driver over an S3 bucket (AWS S3 or any S3-compatible service), on the AWS SDK v3.
  * Driver path `/a/b` is the object `<rootDirectory>/a/b`; directories are implicit prefixes.
- * A committed file is a plain object, the tree is CNCF distribution's, so either registry can
- * serve a bucket the other wrote.
+ * The tree is CNCF distribution's and what the registry publishes (blobs, links, manifests)
+ * are plain objects, so either registry can serve a bucket the other wrote.
  *
  * Appending writers. S3 objects cannot be appended to, and every part of a multipart upload but
  * the last must be at least 5 MiB. A writer streams its bytes into a multipart upload, in parts
@@ -12,9 +12,11 @@
  * never listed), and at `<key>` a small index object (marked by metadata) naming them. Every
  * segment but the last is at least 5 MiB; an appending writer reads a shorter last segment
  * back into its buffer and rewrites it, so a chunked upload costs no more than its bytes.
- * Reads of a segmented file stream its segments in turn; a move joins them into one plain
- * object with server-side part copies. Nothing of a writer lives only in memory once `close`
- * returns: the state is the objects in the bucket.
+ * Reads of a segmented file stream its segments in turn; a move (how the registry publishes an
+ * upload) or a commit with new bytes joins them into one plain object with server-side part
+ * copies. Segments left by a file replaced in place go when the file or its directory is
+ * deleted. Nothing of a writer lives only in memory once `close` returns: the state is the
+ * objects in the bucket.
  */
 
 import { randomBytes } from 'node:crypto'
