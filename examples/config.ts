@@ -15,7 +15,7 @@ import type { AuthOptions } from '../lib/auth/options.js'
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
-export const STORAGE_DRIVERS = ['inmemory', 'filesystem'] as const
+export const STORAGE_DRIVERS = ['inmemory', 'filesystem', 's3'] as const
 export type StorageDriverName = typeof STORAGE_DRIVERS[number]
 
 export const AUTH_MODES = ['none', 'htpasswd', 'token'] as const
@@ -29,6 +29,8 @@ export type SettingKey =
   | 'host' | 'port' | 'storage' | 'root' | 'delete' | 'logLevel' | 'workers' | 'publicUrl' | 'trustForwardedHeaders'
   | 'auth' | 'htpasswdPath' | 'htpasswdRealm' | 'tokenRealm' | 'tokenService' | 'tokenIssuer' | 'tokenRootCertBundle' | 'tokenJwks'
   | 'tokenKey' | 'tokenAcl' | 'tlsCertificate' | 'tlsKey' | 'http2'
+  | 's3Bucket' | 's3Region' | 's3Endpoint' | 's3ForcePathStyle' | 's3AccessKey' | 's3SecretKey' | 's3RootDirectory'
+  | 's3ChunkSize' | 's3StorageClass' | 's3Encrypt' | 's3KeyId' | 's3Redirect' | 'redis'
 
 export interface ConfigOption {
   key: SettingKey
@@ -74,9 +76,9 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     kind: 'choice',
     choices: STORAGE_DRIVERS,
     env: ['REGISTRY_STORAGE'],
-    distributionEnv: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY'],
+    distributionEnv: ['REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY', 'REGISTRY_STORAGE_S3_BUCKET'],
     default: 'filesystem',
-    description: `Storage driver: ${STORAGE_DRIVERS.join(', ')}. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY implies filesystem.`
+    description: `Storage driver: ${STORAGE_DRIVERS.join(', ')}. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY implies filesystem, else REGISTRY_STORAGE_S3_BUCKET implies s3.`
   },
   {
     key: 'root',
@@ -266,6 +268,36 @@ export const CONFIG_OPTIONS: readonly ConfigOption[] = [
     distributionEnv: [],
     default: 'false',
     description: 'Serve HTTP/2 as well as HTTP/1.1 (with TLS only).'
+  },
+  s3Option('s3Bucket', '--s3-bucket', '<name>', 'string', 'BUCKET', '(none)', 'Bucket of the s3 storage (required with --storage s3).'),
+  s3Option('s3Region', '--s3-region', '<region>', 'string', 'REGION', '(AWS_REGION, else us-east-1)', 'Region of the bucket.'),
+  s3Option('s3Endpoint', '--s3-endpoint', '<url>', 'string', 'REGIONENDPOINT', '(AWS)', 'Endpoint of an S3-compatible service, e.g. http://127.0.0.1:9000.'),
+  s3Option('s3ForcePathStyle', '--s3-force-path-style', undefined, 'boolean', 'FORCEPATHSTYLE', 'false', 'Path-style URLs (endpoint/bucket/key), which most S3-compatible services need.'),
+  s3Option('s3AccessKey', '--s3-access-key', '<id>', 'string', 'ACCESSKEY', '(SDK default chain)', 'Access key id; without it the AWS SDK\'s default chain (AWS_* variables, profiles, instance roles).'),
+  s3Option('s3SecretKey', '--s3-secret-key', '<secret>', 'string', 'SECRETKEY', '(SDK default chain)', 'Secret access key; prefer the variable to the flag, which other users can see.'),
+  s3Option('s3RootDirectory', '--s3-root-directory', '<prefix>', 'string', 'ROOTDIRECTORY', '(bucket root)', 'Key prefix of the storage tree inside the bucket.'),
+  s3Option('s3ChunkSize', '--s3-chunk-size', '<bytes>', 'integer', 'CHUNKSIZE', '10485760', 'Part size of uploads, buffered in memory by each upload (at least 5 MiB).'),
+  s3Option('s3StorageClass', '--s3-storage-class', '<class>', 'string', 'STORAGECLASS', '(bucket default)', 'Storage class of new objects, e.g. STANDARD or INTELLIGENT_TIERING.'),
+  s3Option('s3Encrypt', '--s3-encrypt', undefined, 'boolean', 'ENCRYPT', 'false', 'Server-side encryption of new objects: AES256, or aws:kms with --s3-kms-key-id.'),
+  s3Option('s3KeyId', '--s3-kms-key-id', '<key>', 'string', 'KEYID', '(none)', 'KMS key of server-side encryption.'),
+  {
+    key: 's3Redirect',
+    flag: '--s3-redirect',
+    kind: 'boolean',
+    env: ['REGISTRY_S3_REDIRECT'],
+    distributionEnv: [],
+    default: 'false',
+    description: 'Answer blob GETs with a 307 to a presigned S3 URL (valid 20 minutes) instead of streaming them.'
+  },
+  {
+    key: 'redis',
+    flag: '--redis',
+    placeholder: '<url>',
+    kind: 'string',
+    env: ['REGISTRY_REDIS_URL'],
+    distributionEnv: ['REGISTRY_REDIS_ADDR'],
+    default: '(none)',
+    description: 'Redis shared by the replicas, caching tags and blob descriptors, e.g. redis://127.0.0.1:6379. REGISTRY_REDIS_ADDR is host:port.'
   }
 ]
 
@@ -276,6 +308,12 @@ export interface TokenServiceConfig {
   htpasswd?: string
   service: string
   issuer: string
+}
+
+/** An s3 storage setting, read from CNCF distribution's REGISTRY_STORAGE_S3_<SUFFIX> variable. */
+function s3Option (key: SettingKey, flag: `--${string}`, placeholder: string | undefined, kind: ConfigOption['kind'], suffix: string, defaultText: string, description: string): ConfigOption {
+  const name = `REGISTRY_STORAGE_S3_${suffix}`
+  return { key, flag, ...(placeholder === undefined ? {} : { placeholder }), kind, env: [name], distributionEnv: [name], default: defaultText, description }
 }
 
 export interface ServerConfig {
@@ -534,6 +572,49 @@ function authSettings (get: (key: SettingKey) => Raw | undefined, cwd: string): 
   }
 }
 
+/** The s3 storage options, from flags and REGISTRY_STORAGE_S3_* variables. */
+function s3Storage (setting: (key: SettingKey) => Raw | undefined): RegistryOptions['storage'] {
+  const text = (key: SettingKey): string | undefined => {
+    const raw = setting(key)
+    if (raw !== undefined && raw.value.trim() === '') throw new ConfigError(`${raw.source}: must not be empty`)
+    return raw?.value
+  }
+  const bucket = text('s3Bucket')
+  if (bucket === undefined) throw new ConfigError('--storage s3 needs a bucket: --s3-bucket or REGISTRY_STORAGE_S3_BUCKET')
+  const endpointRaw = setting('s3Endpoint')
+  if (endpointRaw !== undefined && !/^https?:\/\/\S+$/.test(endpointRaw.value)) {
+    throw new ConfigError(`${endpointRaw.source}: "${endpointRaw.value}" is not an http or https URL`)
+  }
+  const accessKey = text('s3AccessKey')
+  const secretKey = text('s3SecretKey')
+  if ((accessKey === undefined) !== (secretKey === undefined)) {
+    throw new ConfigError('--s3-access-key and --s3-secret-key (REGISTRY_STORAGE_S3_ACCESSKEY, _SECRETKEY) go together')
+  }
+  const chunkRaw = setting('s3ChunkSize')
+  const forcePathStyleRaw = setting('s3ForcePathStyle')
+  const encryptRaw = setting('s3Encrypt')
+  const redirectRaw = setting('s3Redirect')
+  const region = text('s3Region')
+  const rootDirectory = text('s3RootDirectory')
+  const storageClass = text('s3StorageClass')
+  const keyId = text('s3KeyId')
+  const encrypt = encryptRaw === undefined ? false : parseBoolean(encryptRaw)
+  return {
+    driver: 's3',
+    bucket,
+    ...(region === undefined ? {} : { region }),
+    ...(endpointRaw === undefined ? {} : { endpoint: endpointRaw.value }),
+    ...(forcePathStyleRaw === undefined ? {} : { forcePathStyle: parseBoolean(forcePathStyleRaw) }),
+    ...(accessKey === undefined || secretKey === undefined ? {} : { accessKeyId: accessKey, secretAccessKey: secretKey }),
+    ...(rootDirectory === undefined ? {} : { rootDirectory }),
+    ...(chunkRaw === undefined ? {} : { partSize: parseInteger(chunkRaw, 5 * 1024 * 1024, 5 * 1024 * 1024 * 1024) }),
+    ...(storageClass === undefined ? {} : { storageClass }),
+    ...(encrypt ? { serverSideEncryption: keyId === undefined ? 'AES256' as const : 'aws:kms' as const } : {}),
+    ...(encrypt && keyId !== undefined ? { kmsKeyId: keyId } : {}),
+    ...(redirectRaw === undefined ? {} : { redirect: parseBoolean(redirectRaw) })
+  }
+}
+
 /**
  * Reads the configuration. Throws an Error naming the flag or variable at fault.
  * `cwd` resolves a relative storage root.
@@ -560,10 +641,17 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   const trustRaw = ours('trustForwardedHeaders')
 
   const storage: StorageDriverName = storageRaw === undefined
-    ? 'filesystem'
+    ? (distributionRoot === undefined && fromEnv(env, ['REGISTRY_STORAGE_S3_BUCKET']) !== undefined ? 's3' : 'filesystem')
     : parseChoice(storageRaw, STORAGE_DRIVERS, 'storage driver')
   const registry: RegistryOptions = {}
-  if (storage === 'filesystem') {
+  const s3Flags = CONFIG_OPTIONS.filter((option) => option.key.startsWith('s3') && flags.has(option.key))
+  if (storage !== 's3' && s3Flags.length > 0) {
+    throw new ConfigError(`${(s3Flags[0] as ConfigOption).flag} applies only to --storage s3`)
+  }
+  if (storage === 's3') {
+    if (flags.has('root')) throw new ConfigError('--root applies only to --storage filesystem')
+    registry.storage = s3Storage(ours)
+  } else if (storage === 'filesystem') {
     const root = rootRaw ?? distributionRoot ?? { value: './data', source: 'default' }
     if (root.value.trim() === '') throw new ConfigError(`${root.source}: the storage root must not be empty`)
     registry.storage = { driver: 'filesystem', root: resolve(cwd, root.value) }
@@ -573,6 +661,15 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     registry.storage = { driver: 'inmemory' }
   }
   registry.delete = deleteRaw === undefined ? false : parseBoolean(deleteRaw)
+  const redisRaw = ours('redis')
+  const redisAddr = fromEnv(env, ['REGISTRY_REDIS_ADDR'])
+  if (redisRaw !== undefined) {
+    if (!/^rediss?:\/\/\S+$/.test(redisRaw.value)) throw new ConfigError(`${redisRaw.source}: "${redisRaw.value}" is not a redis:// or rediss:// URL`)
+    registry.cache = { redis: redisRaw.value }
+  } else if (redisAddr !== undefined) {
+    if (!/^[^\s/:]+:[0-9]+$/.test(redisAddr.value)) throw new ConfigError(`${redisAddr.source}: "${redisAddr.value}" is not host:port`)
+    registry.cache = { redis: `redis://${redisAddr.value}` }
+  }
   registry.trustForwardedHeaders = trustRaw === undefined ? false : parseBoolean(trustRaw)
   if (publicUrlRaw !== undefined) registry.publicUrl = parsePublicUrl(publicUrlRaw)
   const { auth, tokenService } = authSettings(ours, cwd)

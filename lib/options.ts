@@ -13,11 +13,40 @@ export const StorageOptionsSchema = Type.Union([
   Type.Object({
     driver: Type.Literal('filesystem'),
     root: Type.String({ minLength: 1, description: 'Directory holding the storage tree.' })
+  }, { additionalProperties: false }),
+  Type.Object({
+    driver: Type.Literal('s3'),
+    bucket: Type.String({ minLength: 1, description: 'Bucket holding the storage tree.' }),
+    region: Type.Optional(Type.String({ minLength: 1, description: 'Region (default AWS_REGION, else us-east-1).' })),
+    endpoint: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'Endpoint of an S3-compatible service.' })),
+    forcePathStyle: Type.Optional(Type.Boolean({ description: 'Path-style URLs, which most S3-compatible services need.' })),
+    accessKeyId: Type.Optional(Type.String({ minLength: 1, description: 'Static credentials; without them the SDK\'s default chain.' })),
+    secretAccessKey: Type.Optional(Type.String({ minLength: 1 })),
+    sessionToken: Type.Optional(Type.String({ minLength: 1 })),
+    rootDirectory: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._/-]*$', description: 'Key prefix of the tree inside the bucket.' })),
+    partSize: Type.Optional(Type.Integer({ minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, description: 'Bytes per uploaded part, buffered by each writer (default 10 MiB).' })),
+    storageClass: Type.Optional(Type.String({ minLength: 1, description: 'Storage class of new objects, e.g. STANDARD.' })),
+    serverSideEncryption: Type.Optional(Type.Union([Type.Literal('AES256'), Type.Literal('aws:kms')], { description: 'Server-side encryption of new objects.' })),
+    kmsKeyId: Type.Optional(Type.String({ minLength: 1, description: 'KMS key for aws:kms encryption.' })),
+    redirect: Type.Optional(Type.Boolean({ description: 'Answer blob GETs with a 307 to a presigned URL (default false).' })),
+    redirectExpirySeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800, description: 'Lifetime of a presigned URL (default 1,200).' })),
+    multipartCopyThresholdSize: Type.Optional(Type.Integer({ minimum: 0, description: 'Objects above this are copied in parts (default 32 MiB).' })),
+    multipartCopyChunkSize: Type.Optional(Type.Integer({ minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, description: 'Part size of a multipart copy (default 32 MiB).' })),
+    multipartCopyMaxConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Parts copied at once (default 8).' })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'Attempts per S3 request, retried with backoff (default 4).' }))
   }, { additionalProperties: false })
 ])
 
+export const CacheOptionsSchema = Type.Object({
+  redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'URL of a Redis server shared by every replica, caching blob descriptors and tags.' })),
+  keyPrefix: Type.Optional(Type.String({ description: 'Prefix of the cache\'s Redis keys (default `oci-registry:`).' })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'Lifetime of a shared cache entry (default 3,600).' })),
+  manifestCacheBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'In-process cache of manifests by digest, in bytes; 0 disables it (default 16 MiB).' }))
+}, { additionalProperties: false, description: 'Caches in front of storage.' })
+
 export const RegistryOptionsSchema = Type.Object({
   storage: Type.Optional(StorageOptionsSchema),
+  cache: Type.Optional(CacheOptionsSchema),
   delete: Type.Optional(Type.Boolean({ description: 'Allow deleting manifests, tags and blobs (default false).' })),
   publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'Base of absolute URLs in Location and Link headers.' })),
   relativeUrls: Type.Optional(Type.Boolean({ description: 'Write relative URLs in Location and Link headers.' })),
@@ -35,6 +64,7 @@ export const RegistryOptionsSchema = Type.Object({
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>
+export type CacheOptions = Static<typeof CacheOptionsSchema>
 
 export type RegistryOptions = Omit<Static<typeof RegistryOptionsSchema>, 'storage'> & {
   /** Storage configuration, or a driver instance the host built itself. */
@@ -43,6 +73,7 @@ export type RegistryOptions = Omit<Static<typeof RegistryOptionsSchema>, 'storag
 
 export interface ResolvedOptions {
   storage: StorageOptions | StorageDriver
+  cache: { redis: string | undefined, keyPrefix: string, ttlSeconds: number, manifestCacheBytes: number }
   delete: boolean
   publicUrl: string | undefined
   relativeUrls: boolean
@@ -72,6 +103,12 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
   }
   return {
     storage: storage ?? { driver: 'inmemory' },
+    cache: {
+      redis: options.cache?.redis,
+      keyPrefix: options.cache?.keyPrefix ?? 'oci-registry:',
+      ttlSeconds: options.cache?.ttlSeconds ?? 3600,
+      manifestCacheBytes: options.cache?.manifestCacheBytes ?? 16 * 1024 * 1024
+    },
     delete: options.delete ?? false,
     publicUrl: options.publicUrl,
     relativeUrls: options.relativeUrls ?? false,

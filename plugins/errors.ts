@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError, isRegistryError, toErrorBody } from '../lib/errors.js'
+import { StorageDriverError, StorageUnavailableError } from '../lib/storage/driver.js'
 
 /** Fastify's client errors, mapped to the closest spec code (the status stays Fastify's). */
 const fastifyCodes: Record<string, string> = {
@@ -24,6 +25,11 @@ export function toRegistryError (error: unknown): RegistryError {
   if (Array.isArray(fastifyError.validation)) {
     return new RegistryError('UNSUPPORTED', { reason: fastifyError.message }, { statusCode: fastifyError.statusCode ?? 400 })
   }
+  if (error instanceof StorageUnavailableError) {
+    // The storage backend is down or overloaded: the client may retry; the log has the request id.
+    return new RegistryError('UNAVAILABLE', undefined, { cause: error, headers: { 'Retry-After': '5' } })
+  }
+  if (error instanceof StorageDriverError) return new RegistryError('UNKNOWN', undefined, { cause: error })
   const status = fastifyError.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = (fastifyError.code !== undefined ? fastifyCodes[fastifyError.code] : undefined) ?? 'UNSUPPORTED'

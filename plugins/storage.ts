@@ -10,6 +10,8 @@ import type { StorageDriver } from '../lib/storage/driver.js'
 import { Registry } from '../lib/storage/registry.js'
 import { InMemoryDriver } from '../lib/storage/drivers/inmemory.js'
 import { FilesystemDriver } from '../lib/storage/drivers/filesystem.js'
+import type { S3DriverLogger } from '../lib/storage/drivers/s3.js'
+import { RegistryCache, type SharedStore } from '../lib/storage/cache.js'
 import { verifySchema1 } from '../lib/manifest/schema1.js'
 import type { Schema1Verifier } from '../lib/storage/manifests.js'
 
@@ -20,13 +22,36 @@ declare module 'fastify' {
   }
 }
 
-/** Builds the configured driver (or takes the one the host built). */
-export function createDriver (storage: StorageOptions | StorageDriver): StorageDriver {
+/**
+ * Builds the configured driver (or takes the one the host built). The S3 SDK and the Redis
+ * client are loaded only when configured: a registry without them starts faster.
+ */
+export async function createDriver (storage: StorageOptions | StorageDriver, log?: S3DriverLogger): Promise<StorageDriver> {
   if (!('driver' in storage) || typeof storage.driver !== 'string') return storage as StorageDriver
   switch (storage.driver) {
     case 'inmemory': return new InMemoryDriver()
     case 'filesystem': return new FilesystemDriver({ root: storage.root })
+    case 's3': {
+      const { driver: _driver, ...options } = storage
+      const { S3Driver } = await import('../lib/storage/drivers/s3.js')
+      return new S3Driver({ ...options, ...(log === undefined ? {} : { log }) })
+    }
   }
+}
+
+/** The caches of the options: manifests in memory, and Redis when configured. */
+export async function createCache (options: ResolvedOptions['cache'], log?: S3DriverLogger): Promise<RegistryCache> {
+  let shared: SharedStore | undefined
+  if (options.redis !== undefined) {
+    const { RedisStore } = await import('../lib/storage/redis-store.js')
+    shared = new RedisStore(options.redis, options.keyPrefix, log)
+  }
+  return new RegistryCache({
+    ttlSeconds: options.ttlSeconds,
+    manifestBytes: options.manifestCacheBytes,
+    ...(shared === undefined ? {} : { shared }),
+    ...(log === undefined ? {} : { log })
+  })
 }
 
 const schema1Verifier: Schema1Verifier = (bytes) => {
@@ -35,7 +60,8 @@ const schema1Verifier: Schema1Verifier = (bytes) => {
 }
 
 async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
-  const registry = new Registry(createDriver(options.storage), {
+  const registry = new Registry(await createDriver(options.storage, app.log), {
+    cache: await createCache(options.cache, app.log),
     deleteEnabled: options.delete,
     maxTagsPerRequest: options.maxTagsPerRequest,
     ...(options.schema1 === 'verify' ? { schema1: schema1Verifier } : {})

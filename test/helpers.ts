@@ -8,6 +8,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import registry, { type RegistryOptions } from '../plugins/registry.js'
 import { UrlBuilder } from '../lib/urls.js'
 import { digestOf } from '../lib/digest.js'
+import type { StorageOptions } from '../lib/options.js'
+import { sharedS3 } from './s3.js'
 
 export interface TestContext {
   teardown: (fn: () => unknown) => void
@@ -15,8 +17,11 @@ export interface TestContext {
 
 export const urls = new UrlBuilder()
 
-/** The storage configurations every HTTP test runs on. */
-export const storageKinds = ['inmemory', 'filesystem'] as const
+/**
+ * The storage configurations every HTTP test runs on. `s3` starts one S3-compatible server per
+ * test process (so per test file) and gives each app a bucket of its own.
+ */
+export const storageKinds = ['inmemory', 'filesystem', 's3'] as const
 export type StorageKind = typeof storageKinds[number]
 
 /** A temporary directory, removed when the test ends; `memory` puts it on tmpfs when there is one. */
@@ -32,12 +37,20 @@ export async function build (t: TestContext, kind: StorageKind, options: Omit<Re
   const { root, ...rest } = options
   const storage = kind === 'inmemory'
     ? { driver: 'inmemory' as const }
-    : { driver: 'filesystem' as const, root: root ?? await tempDir(t) }
+    : kind === 'filesystem'
+      ? { driver: 'filesystem' as const, root: root ?? await tempDir(t) }
+      : await s3Storage()
   const app = Fastify({ logger: false })
   await app.register(registry, { ...rest, storage })
   await app.ready()
   t.teardown(async () => { await app.close() })
   return app
+}
+
+/** Storage options of a fresh bucket on the test process's S3 server. */
+export async function s3Storage (): Promise<Extract<StorageOptions, { driver: 's3' }>> {
+  const server = await sharedS3()
+  return { driver: 's3', ...server.driverOptions(await server.createBucket()) }
 }
 
 export function blobOf (text: string | Buffer): { content: Buffer, digest: string } {

@@ -23,14 +23,15 @@ export function loaderArgs (): string[] {
   return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
 }
 
-export function childEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
+/** The child's environment: ours without tap's and the developer's registry settings, plus `extra`. */
+export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
   // Tap's coverage hook and the developer's own registry settings must not leak into the child.
   delete env.NODE_OPTIONS
   for (const name of Object.keys(env)) {
     if (name.startsWith('REGISTRY_') || name.startsWith('_TAPJS_')) delete env[name]
   }
-  return env
+  return { ...env, ...extra }
 }
 
 /**
@@ -67,10 +68,10 @@ export class ServerProcess {
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   private readonly events = new EventEmitter()
 
-  constructor (args: string[]) {
+  constructor (args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [...loaderArgs(), serverScript, ...args], {
       cwd: root,
-      env: childEnv(),
+      env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe']
     })
     readLines(this.child.stdout, (chunk) => { this.stdout += chunk }, (line) => {
@@ -117,15 +118,15 @@ export class ServerProcess {
 export const isListening = (line: LogLine): boolean => line.msg.startsWith('registry listening at ')
 export const urlOf = (line: LogLine): string => line.msg.slice('registry listening at '.length)
 
-export function start (t: Test, args: string[]): ServerProcess {
-  const server = new ServerProcess(args)
+export function start (t: Test, args: string[], env: Record<string, string> = {}): ServerProcess {
+  const server = new ServerProcess(args, env)
   t.teardown(() => server.kill())
   return server
 }
 
 /** Starts the server and waits until it listens; returns it with its base URL. */
-export async function startListening (t: Test, args: string[]): Promise<{ server: ServerProcess, base: string }> {
-  const server = start(t, args)
+export async function startListening (t: Test, args: string[], env: Record<string, string> = {}): Promise<{ server: ServerProcess, base: string }> {
+  const server = start(t, args, env)
   const [listening] = await server.waitFor(isListening)
   return { server, base: urlOf(listening as LogLine) }
 }

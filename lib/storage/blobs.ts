@@ -9,6 +9,7 @@ import { RegistryError } from '../errors.js'
 import { parseDigest } from '../digest.js'
 import { isPathNotFound, type StorageDriver } from './driver.js'
 import { digestParts, pathFor } from './paths.js'
+import { cacheKeys, RegistryCache } from './cache.js'
 
 export interface BlobDescriptor {
   digest: string
@@ -24,7 +25,7 @@ export interface ByteRange {
 
 /** Content-addressed blobs shared by every repository. */
 export class BlobStore {
-  constructor (readonly driver: StorageDriver) {}
+  constructor (readonly driver: StorageDriver, readonly cache: RegistryCache = new RegistryCache({ manifestBytes: 0 })) {}
 
   dataPath (digest: string): string {
     return pathFor({ kind: 'blobData', ...digestParts(digest) })
@@ -32,13 +33,16 @@ export class BlobStore {
 
   /** The blob's descriptor, or undefined when the registry does not hold it. */
   async stat (digest: string): Promise<BlobDescriptor | undefined> {
-    try {
-      const info = await this.driver.stat(this.dataPath(digest))
-      return info.isDir ? undefined : { digest, size: info.size }
-    } catch (error) {
-      if (isPathNotFound(error)) return undefined
-      throw error
-    }
+    const size = await this.cache.lookup(cacheKeys.blob(digest), async () => {
+      try {
+        const info = await this.driver.stat(this.dataPath(digest))
+        return info.isDir ? undefined : String(info.size)
+      } catch (error) {
+        if (isPathNotFound(error)) return undefined
+        throw error
+      }
+    })
+    return size === undefined ? undefined : { digest, size: Number(size) }
   }
 
   async open (digest: string, range?: ByteRange): Promise<Readable> {
@@ -90,9 +94,12 @@ export class LinkedBlobStore {
   /** The descriptor of a blob linked here, or undefined (no link, or the content is gone). */
   async stat (digest: string): Promise<BlobDescriptor | undefined> {
     parseDigest(digest)
-    // Both at once: a HEAD or GET waits for one trip to storage instead of two in a row.
-    const [linked, descriptor] = await Promise.all([this.hasLink(digest), this.blobs.stat(digest)])
-    return linked ? descriptor : undefined
+    // Both at once: a HEAD or GET waits for one trip to storage (or the cache) instead of two.
+    const [linked, descriptor] = await Promise.all([
+      this.blobs.cache.lookup(cacheKeys.link(this.name, digest), async () => await this.hasLink(digest) ? '1' : undefined),
+      this.blobs.stat(digest)
+    ])
+    return linked === undefined ? undefined : descriptor
   }
 
   /** Like stat, but BLOB_UNKNOWN when absent. */
@@ -120,6 +127,7 @@ export class LinkedBlobStore {
   /** Removes the repository's link; BLOB_UNKNOWN when it had none. */
   async unlink (digest: string): Promise<void> {
     parseDigest(digest)
+    await this.blobs.cache.invalidate(cacheKeys.link(this.name, digest))
     try {
       await this.driver.delete(pathFor({ kind: 'layer', name: this.name, ...digestParts(digest) }))
     } catch (error) {

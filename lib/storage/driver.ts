@@ -19,6 +19,11 @@ export interface FileInfo {
   /** Last modification time. */
   modTime: Date
   isDir: boolean
+  /**
+   * A token that changes whenever the file's content does (S3's ETag), when the driver has one:
+   * with size and modTime, it tells whether a file is still the one seen before.
+   */
+  etag?: string
 }
 
 /**
@@ -103,15 +108,35 @@ export interface StorageDriver {
   close? (): Promise<void>
 }
 
+export interface StorageDriverErrorOptions {
+  cause?: unknown
+  /** The backend's id of the failed request (S3's request id), for logs and support tickets. */
+  requestId?: string
+}
+
 export class StorageDriverError extends Error {
   readonly driver: string
   readonly path: string
+  readonly requestId: string | undefined
 
-  constructor (driver: string, path: string, message: string, options?: { cause?: unknown }) {
-    super(`${driver}: ${message}: ${path}`, options)
+  constructor (driver: string, path: string, message: string, options?: StorageDriverErrorOptions) {
+    super(`${driver}: ${message}: ${path}`, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'StorageDriverError'
     this.driver = driver
     this.path = path
+    this.requestId = options?.requestId
+  }
+}
+
+/**
+ * The backend could not be reached or kept failing (network, 5xx, throttling) after the
+ * driver's retries: the registry answers UNAVAILABLE (503) and the client may try again.
+ * Any other StorageDriverError is a fault of the setup or the driver: UNKNOWN (500).
+ */
+export class StorageUnavailableError extends StorageDriverError {
+  constructor (driver: string, path: string, message: string, options?: StorageDriverErrorOptions) {
+    super(driver, path, message, options)
+    this.name = 'StorageUnavailableError'
   }
 }
 

@@ -14,6 +14,7 @@ import { mediaTypeOf, parseManifest, type Descriptor, type ParsedManifest } from
 import { childNames, isPathNotFound, type StorageDriver } from './driver.js'
 import { digestParts, pathFor } from './paths.js'
 import type { BlobStore, LinkedBlobStore } from './blobs.js'
+import { cacheKeys, type CachedManifest, type RegistryCache } from './cache.js'
 
 export interface StoredManifest {
   digest: string
@@ -53,14 +54,16 @@ export class TagStore {
   /** The last listing and its sorted names: a tags page reads the same listing again and again. */
   private lastListing: { paths: string[], names: string[] } | undefined
 
-  constructor (private readonly driver: StorageDriver, private readonly name: string) {}
+  constructor (private readonly driver: StorageDriver, private readonly name: string, private readonly cache: RegistryCache) {}
 
   /** The digest a tag points at, or undefined. */
   async get (tag: string): Promise<string | undefined> {
-    return await readLink(this.driver, pathFor({ kind: 'tagCurrentLink', name: this.name, tag }))
+    return await this.cache.lookup(cacheKeys.tag(this.name, tag), async () =>
+      await readLink(this.driver, pathFor({ kind: 'tagCurrentLink', name: this.name, tag })))
   }
 
   async set (tag: string, digest: string): Promise<void> {
+    await this.cache.invalidate(cacheKeys.tag(this.name, tag))
     const parts = digestParts(digest)
     await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...parts }), digest)
     await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
@@ -68,6 +71,7 @@ export class TagStore {
 
   /** Removes a tag; false when there was none. */
   async delete (tag: string): Promise<boolean> {
+    await this.cache.invalidate(cacheKeys.tag(this.name, tag))
     return await deleteIfPresent(this.driver, pathFor({ kind: 'tag', name: this.name, tag }))
   }
 
@@ -112,56 +116,9 @@ export class ReferrerStore {
   }
 }
 
-/**
- * Manifests by digest, with their media type, shared by every repository of a registry: a
- * digest names its bytes for ever, so an entry never goes stale. Whether a repository holds
- * the manifest is still checked on every read (its revision link). Bounded in bytes; the least
- * recently used go first.
- */
-export class ManifestCache {
-  private readonly entries = new Map<string, { mediaType: string, content: Buffer }>()
-  private bytes = 0
-
-  constructor (private readonly maxBytes = 8 * 1024 * 1024) {}
-
-  get (digest: string): { mediaType: string, content: Buffer } | undefined {
-    const entry = this.entries.get(digest)
-    if (entry !== undefined) {
-      this.entries.delete(digest)
-      this.entries.set(digest, entry)
-    }
-    return entry
-  }
-
-  set (digest: string, mediaType: string, content: Buffer): void {
-    if (content.length > this.maxBytes / 8) return
-    this.delete(digest)
-    this.entries.set(digest, { mediaType, content })
-    this.bytes += content.length
-    for (const [key, entry] of this.entries) {
-      if (this.bytes <= this.maxBytes) break
-      this.entries.delete(key)
-      this.bytes -= entry.content.length
-    }
-  }
-
-  delete (digest: string): void {
-    const entry = this.entries.get(digest)
-    if (entry === undefined) return
-    this.entries.delete(digest)
-    this.bytes -= entry.content.length
-  }
-
-  get size (): number {
-    return this.entries.size
-  }
-}
-
 export interface ManifestStoreOptions {
   maxTagsPerRequest: number
   schema1?: Schema1Verifier
-  /** Manifest bytes kept in memory by digest; none when absent. */
-  cache?: ManifestCache
 }
 
 export class ManifestStore {
@@ -172,7 +129,8 @@ export class ManifestStore {
     readonly tags: TagStore,
     readonly referrers: ReferrerStore,
     private readonly name: string,
-    private readonly options: ManifestStoreOptions
+    private readonly options: ManifestStoreOptions,
+    private readonly cache: RegistryCache
   ) {}
 
   private revisionLink (digest: string): string {
@@ -181,12 +139,22 @@ export class ManifestStore {
 
   /** True when the repository holds this manifest revision. */
   async exists (digest: string): Promise<boolean> {
-    try {
-      return !(await this.driver.stat(this.revisionLink(digest))).isDir
-    } catch (error) {
-      if (isPathNotFound(error)) return false
-      throw error
-    }
+    return await this.cache.lookup(cacheKeys.revision(this.name, digest), async () => {
+      try {
+        return (await this.driver.stat(this.revisionLink(digest))).isDir ? undefined : '1'
+      } catch (error) {
+        if (isPathNotFound(error)) return undefined
+        throw error
+      }
+    }) !== undefined
+  }
+
+  /** A manifest's bytes and media type: immutable under their digest, so kept in memory once read. */
+  private async content (digest: string): Promise<CachedManifest> {
+    return await this.cache.manifest(digest, async () => {
+      const content = await this.blobs.getContent(digest)
+      return { mediaType: mediaTypeOf(content), content }
+    })
   }
 
   /** True when the repository holds anything: a manifest revision or a blob link. */
@@ -217,11 +185,7 @@ export class ManifestStore {
 
   async get (reference: Reference): Promise<StoredManifest> {
     const digest = await this.resolve(reference)
-    const cached = this.options.cache?.get(digest)
-    if (cached !== undefined) return { digest, ...cached }
-    const content = await this.blobs.getContent(digest)
-    const mediaType = mediaTypeOf(content)
-    this.options.cache?.set(digest, mediaType, content)
+    const { mediaType, content } = await this.content(digest)
     return { digest, mediaType, content }
   }
 
@@ -281,13 +245,14 @@ export class ManifestStore {
     if (!await this.exists(digest)) throw await this.unknown({ digest })
     let subject: string | undefined
     try {
-      subject = parseManifest(await this.blobs.getContent(digest), undefined).subject?.digest
+      subject = parseManifest((await this.content(digest)).content, undefined).subject?.digest
     } catch {
       subject = undefined
     }
+    await this.cache.invalidate(cacheKeys.revision(this.name, digest))
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
     // Not needed for correctness (reads check the revision link first), but frees the memory.
-    this.options.cache?.delete(digest)
+    this.cache.forgetManifest(digest)
     for (const tag of await this.tags.list()) {
       if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
     }
@@ -304,7 +269,7 @@ export class ManifestStore {
     const descriptors: Descriptor[] = []
     for (const digest of await this.referrers.list(subject)) {
       if (!await this.exists(digest)) continue
-      const content = await this.blobs.getContent(digest)
+      const { content } = await this.content(digest)
       const parsed = parseManifest(content, undefined)
       const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: content.length }
       if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType

@@ -10,7 +10,8 @@ import { childNames, type StorageDriver } from './driver.js'
 import { pathFor } from './paths.js'
 import { BlobStore, LinkedBlobStore } from './blobs.js'
 import { UploadSessions, UploadStore } from './uploads.js'
-import { ManifestCache, ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+import { ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+import { RegistryCache } from './cache.js'
 
 export interface RegistryServiceOptions {
   /** Whether manifests, tags and blobs may be deleted. */
@@ -19,6 +20,8 @@ export interface RegistryServiceOptions {
   maxTagsPerRequest?: number
   /** Verifies schema 1 manifests; without it they are refused. */
   schema1?: Schema1Verifier
+  /** Caches in front of storage (default: manifests in process memory only). */
+  cache?: RegistryCache
 }
 
 export class Repository {
@@ -30,11 +33,10 @@ export class Repository {
     const { driver } = registry
     this.blobs = new LinkedBlobStore(registry.blobs, driver, name)
     this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
-    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name), new ReferrerStore(driver, name), name, {
+    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name, registry.cache), new ReferrerStore(driver, name), name, {
       maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
-      cache: registry.manifestCache,
       ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
-    })
+    }, registry.cache)
   }
 }
 
@@ -43,11 +45,12 @@ const MAX_KEPT_REPOSITORIES = 1000
 export class Registry {
   readonly blobs: BlobStore
   readonly uploadSessions = new UploadSessions()
-  readonly manifestCache = new ManifestCache()
   readonly deleteEnabled: boolean
+  readonly cache: RegistryCache
 
   constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
-    this.blobs = new BlobStore(driver)
+    this.cache = options.cache ?? new RegistryCache()
+    this.blobs = new BlobStore(driver, this.cache)
     this.deleteEnabled = options.deleteEnabled ?? false
   }
 
@@ -114,6 +117,7 @@ export class Registry {
   }
 
   async close (): Promise<void> {
+    await this.cache.close()
     await this.driver.close?.()
   }
 }

@@ -1,15 +1,18 @@
 /**
  * Blob uploads. Upload state lives in storage (`_uploads/<uuid>/data` and `startedat`), so
  * any process on the same storage can continue any upload. Bytes are hashed as they stream
- * in; when this process holds the hash state for the upload's current offset, finishing does
- * not read the data back. Otherwise (another process wrote the last chunk, or this one
- * restarted) finishing re-reads the data once: Node's hash state cannot be serialized.
+ * in; when this process holds the hash state for the upload's data as it is now, finishing
+ * does not read the data back. Otherwise (another process wrote the last chunk, this one
+ * restarted, or a write failed) finishing re-reads the data once: Node's hash state cannot be
+ * serialized. "As it is now" is the data file's size, time and driver token (S3's ETag) seen
+ * when this process last wrote it: a replica that wrote the same number of other bytes since
+ * does not pass for this process's own write.
  */
 
 import { randomUUID } from 'node:crypto'
 import { RegistryError } from '../errors.js'
 import { Digester, parseDigest, type Algorithm, DEFAULT_ALGORITHM } from '../digest.js'
-import { isPathNotFound, type StorageDriver } from './driver.js'
+import { isPathNotFound, type FileInfo, type StorageDriver } from './driver.js'
 import { pathFor } from './paths.js'
 import type { BlobDescriptor, BlobStore, LinkedBlobStore } from './blobs.js'
 
@@ -40,6 +43,18 @@ export interface CompleteOptions {
 interface HashEntry {
   digester: Digester
   offset: number
+  /** The data file's version when the hash last matched it (see `versionOf`). */
+  version: string
+}
+
+/** An upload's state and the version of its data file. */
+interface Current {
+  state: UploadState
+  version: string
+}
+
+function versionOf (info: FileInfo): string {
+  return `${info.size}:${info.modTime.getTime()}:${info.etag ?? ''}`
 }
 
 /**
@@ -125,7 +140,8 @@ export class UploadStore {
     } finally {
       await started.close()
     }
-    this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0 })
+    // Empty data has one version only: no need to look at it.
+    this.sessions.set(this.key(uuid), { digester: new Digester(algorithm), offset: 0, version: '' })
     return { uuid, offset: 0, startedAt }
   }
 
@@ -151,18 +167,25 @@ export class UploadStore {
 
   /** The upload's state; BLOB_UPLOAD_UNKNOWN when it does not exist in this repository. */
   async state (uuid: string): Promise<UploadState> {
+    return (await this.current(uuid)).state
+  }
+
+  private async current (uuid: string): Promise<Current> {
     try {
       const started = await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }))
       const data = await this.driver.stat(this.dataPath(uuid))
       const startedAt = new Date(started.toString('utf8').trim())
-      return { uuid, offset: data.size, startedAt: Number.isNaN(startedAt.getTime()) ? new Date(0) : startedAt }
+      return {
+        state: { uuid, offset: data.size, startedAt: Number.isNaN(startedAt.getTime()) ? new Date(0) : startedAt },
+        version: versionOf(data)
+      }
     } catch (error) {
       if (isPathNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
       throw error
     }
   }
 
-  private async exclusive<T> (uuid: string, work: (state: UploadState) => Promise<T>): Promise<T> {
+  private async exclusive<T> (uuid: string, work: (current: Current) => Promise<T>): Promise<T> {
     const key = this.key(uuid)
     if (!this.sessions.acquire(key)) {
       const state = await this.state(uuid)
@@ -171,23 +194,24 @@ export class UploadStore {
       })
     }
     try {
-      return await work(await this.state(uuid))
+      return await work(await this.current(uuid))
     } finally {
       this.sessions.release(key)
     }
   }
 
   /**
-   * The hash state for the upload at `offset`, when this process has it. At offset 0 it is
-   * always at hand: an upload started by another process (a cluster worker, a replica) is
-   * hashed as it streams in here too. It starts as the default algorithm; completing with
-   * another one re-reads the data.
+   * The hash state for the upload's data at `current`, when this process has it. At offset 0
+   * it is always at hand (empty data has one version only): an upload started by another
+   * process (a cluster worker, a replica) is hashed as it streams in here too. It starts as the
+   * default algorithm; completing with another one re-reads the data.
    */
-  private hashAt (uuid: string, offset: number): HashEntry | undefined {
+  private hashAt (uuid: string, current: Current): HashEntry | undefined {
     const entry = this.sessions.get(this.key(uuid))
-    if (entry !== undefined && entry.offset === offset) return entry
+    const offset = current.state.offset
+    if (entry !== undefined && entry.offset === offset && (offset === 0 || entry.version === current.version)) return entry
     if (entry !== undefined) this.sessions.forget(this.key(uuid))
-    if (offset === 0) return { digester: new Digester(DEFAULT_ALGORITHM), offset: 0 }
+    if (offset === 0) return { digester: new Digester(DEFAULT_ALGORITHM), offset: 0, version: '' }
     return undefined
   }
 
@@ -195,10 +219,15 @@ export class UploadStore {
    * Streams bytes onto the end of the upload. When the body breaks off (client gone), the
    * bytes received so far stay in the upload and its offset says so: the client can resume.
    * With `durable`, the data is synced before this returns (the upload is being completed).
+   * Returns the upload's state after the append.
    */
-  private async appendBody (uuid: string, state: UploadState, body: ByteSource, durable = false): Promise<number> {
-    const hash = this.hashAt(uuid, state.offset)
+  private async appendBody (uuid: string, current: Current, body: ByteSource, durable = false): Promise<Current> {
+    const key = this.key(uuid)
+    const hash = this.hashAt(uuid, current)
+    // Until the append is recorded below, a failure leaves no hash state to trust.
+    this.sessions.forget(key)
     const writer = await this.driver.writer(this.dataPath(uuid), true)
+    let failure: unknown
     try {
       for await (const chunk of body) {
         await writer.write(chunk)
@@ -208,21 +237,25 @@ export class UploadStore {
         }
       }
     } catch (error) {
-      await writer.close()
-      throw error
+      failure = error
     }
-    if (durable) await writer.commit()
+    if (durable && failure === undefined) await writer.commit()
     else await writer.close()
-    if (hash !== undefined) this.sessions.set(this.key(uuid), hash)
-    return writer.size
+    const info = await this.driver.stat(this.dataPath(uuid))
+    const after: Current = { state: { ...current.state, offset: info.size }, version: versionOf(info) }
+    if (hash !== undefined && hash.offset === info.size) {
+      hash.version = after.version
+      this.sessions.set(key, hash)
+    }
+    if (failure !== undefined) throw failure
+    return after
   }
 
   /** Appends a chunk; with `start`, it must continue the upload exactly (else RANGE_INVALID, 416). */
   async append (uuid: string, body: ByteSource, options: AppendOptions = {}): Promise<UploadState> {
-    return await this.exclusive(uuid, async (state) => {
-      assertContinues(uuid, state, options.start)
-      const offset = await this.appendBody(uuid, state, body)
-      return { ...state, offset }
+    return await this.exclusive(uuid, async (current) => {
+      assertContinues(uuid, current.state, options.start)
+      return (await this.appendBody(uuid, current, body)).state
     })
   }
 
@@ -232,13 +265,14 @@ export class UploadStore {
    */
   async complete (uuid: string, digest: string, options: CompleteOptions = {}): Promise<BlobDescriptor> {
     const { algorithm } = parseDigest(digest)
-    return await this.exclusive(uuid, async (state) => {
-      assertContinues(uuid, state, options.start)
-      const size = options.body === undefined ? state.offset : await this.appendBody(uuid, state, options.body, true)
+    return await this.exclusive(uuid, async (before) => {
+      assertContinues(uuid, before.state, options.start)
+      const current = options.body === undefined ? before : await this.appendBody(uuid, before, options.body, true)
+      const size = current.state.offset
       if (options.size !== undefined && options.size !== size) {
         throw new RegistryError('SIZE_INVALID', { uuid, expected: options.size, received: size })
       }
-      const computed = await this.digestOf(uuid, algorithm, size)
+      const computed = await this.digestOf(uuid, algorithm, current)
       if (computed !== digest) {
         throw new RegistryError('DIGEST_INVALID', { digest, computed, reason: 'the content does not match the digest' })
       }
@@ -256,8 +290,8 @@ export class UploadStore {
     })
   }
 
-  private async digestOf (uuid: string, algorithm: Algorithm, size: number): Promise<string> {
-    const hash = this.hashAt(uuid, size)
+  private async digestOf (uuid: string, algorithm: Algorithm, current: Current): Promise<string> {
+    const hash = this.hashAt(uuid, current)
     if (hash !== undefined && hash.digester.algorithm === algorithm) return hash.digester.digest()
     const digester = new Digester(algorithm)
     for await (const chunk of await this.driver.reader(this.dataPath(uuid))) digester.update(chunk as Uint8Array)

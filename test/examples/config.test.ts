@@ -72,7 +72,20 @@ t.test('every flag is in the table and parses', async (t) => {
     '--token-acl': 'acl.json',
     '--tls-certificate': 'cert.pem',
     '--tls-key': 'key.pem',
-    '--http2': 'true'
+    '--http2': 'true',
+    '--redis': 'redis://127.0.0.1:6379',
+    '--s3-bucket': 'b',
+    '--s3-region': 'eu-west-1',
+    '--s3-endpoint': 'http://127.0.0.1:9000',
+    '--s3-force-path-style': 'true',
+    '--s3-access-key': 'id',
+    '--s3-secret-key': 'secret',
+    '--s3-root-directory': 'registry',
+    '--s3-chunk-size': '5242880',
+    '--s3-storage-class': 'STANDARD',
+    '--s3-encrypt': 'true',
+    '--s3-kms-key-id': 'key',
+    '--s3-redirect': 'true'
   }
   // Settings that only make sense with others.
   const companions: Record<string, string[]> = {
@@ -88,13 +101,67 @@ t.test('every flag is in the table and parses', async (t) => {
     '--token-acl': ['--auth=token', '--token-key=key.pem'],
     '--tls-certificate': ['--tls-key=key.pem'],
     '--tls-key': ['--tls-certificate=cert.pem'],
-    '--http2': ['--tls-certificate=cert.pem', '--tls-key=key.pem']
+    '--http2': ['--tls-certificate=cert.pem', '--tls-key=key.pem'],
+    '--s3-access-key': ['--s3-secret-key=s'],
+    '--s3-secret-key': ['--s3-access-key=a']
   }
   t.same(CONFIG_OPTIONS.map((option) => option.flag).sort(), Object.keys(sample).sort())
   for (const [flag, value] of Object.entries(sample)) {
     if (flag === '--root') continue
-    t.doesNotThrow(() => parse([`${flag}=${value}`, ...(companions[flag] ?? [])]), flag)
+    // s3 settings go with s3 storage.
+    const s3 = flag.startsWith('--s3-') ? ['--storage=s3', '--s3-bucket=b'] : []
+    t.doesNotThrow(() => parse([...s3, `${flag}=${value}`, ...(companions[flag] ?? [])]), flag)
   }
+})
+
+t.test('s3 storage from flags, and from distribution\'s variables', async (t) => {
+  t.same(parse([
+    '--storage', 's3', '--s3-bucket', 'images', '--s3-region', 'eu-west-1', '--s3-endpoint', 'http://127.0.0.1:9000',
+    '--s3-force-path-style', '--s3-root-directory', 'registry', '--s3-chunk-size', '8388608', '--s3-redirect'
+  ]).registry.storage, {
+    driver: 's3',
+    bucket: 'images',
+    region: 'eu-west-1',
+    endpoint: 'http://127.0.0.1:9000',
+    forcePathStyle: true,
+    rootDirectory: 'registry',
+    partSize: 8388608,
+    redirect: true
+  })
+  const fromEnv = parse([], {
+    REGISTRY_STORAGE: 's3',
+    REGISTRY_STORAGE_S3_BUCKET: 'images',
+    REGISTRY_STORAGE_S3_REGION: 'us-west-2',
+    REGISTRY_STORAGE_S3_REGIONENDPOINT: 'https://s3.example.com',
+    REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
+    REGISTRY_STORAGE_S3_ACCESSKEY: 'id',
+    REGISTRY_STORAGE_S3_SECRETKEY: 'secret',
+    REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/registry',
+    REGISTRY_STORAGE_S3_CHUNKSIZE: '5242880',
+    REGISTRY_STORAGE_S3_STORAGECLASS: 'STANDARD_IA',
+    REGISTRY_STORAGE_S3_ENCRYPT: 'true',
+    REGISTRY_STORAGE_S3_KEYID: 'arn:aws:kms:us-west-2:1:key/k',
+    REGISTRY_REDIS_ADDR: 'cache:6379'
+  })
+  t.same(fromEnv.registry.storage, {
+    driver: 's3',
+    bucket: 'images',
+    region: 'us-west-2',
+    endpoint: 'https://s3.example.com',
+    forcePathStyle: true,
+    accessKeyId: 'id',
+    secretAccessKey: 'secret',
+    rootDirectory: '/registry',
+    partSize: 5242880,
+    storageClass: 'STANDARD_IA',
+    serverSideEncryption: 'aws:kms',
+    kmsKeyId: 'arn:aws:kms:us-west-2:1:key/k'
+  })
+  t.same(fromEnv.registry.cache, { redis: 'redis://cache:6379' }, 'REGISTRY_REDIS_ADDR is host:port')
+  t.equal((parse([], { REGISTRY_STORAGE_S3_BUCKET: 'b' }).registry.storage as { driver: string }).driver, 's3',
+    'a bucket alone implies s3')
+  t.same(parse(['--storage', 's3', '--s3-bucket', 'b', '--s3-encrypt']).registry.storage, { driver: 's3', bucket: 'b', serverSideEncryption: 'AES256' })
+  t.same(parse(['--redis', 'redis://127.0.0.1:6380/2']).registry.cache, { redis: 'redis://127.0.0.1:6380/2' })
 })
 
 t.test('booleans', async (t) => {
@@ -222,8 +289,17 @@ t.test('bad values name the flag or variable', async (t) => {
     [[], { REGISTRY_PORT: '5e3' }, /^REGISTRY_PORT:/],
     [['--workers', '0'], {}, /^--workers: "0" is not an integer from 1/],
     [[], { REGISTRY_WORKERS: 'many' }, /^REGISTRY_WORKERS:/],
-    [['--storage', 's3'], {}, /^--storage: unknown storage driver "s3" \(valid: inmemory, filesystem\)/],
-    [[], { REGISTRY_STORAGE: 'azure' }, /^REGISTRY_STORAGE: .*valid: inmemory, filesystem/],
+    [['--storage', 'gcs'], {}, /^--storage: unknown storage driver "gcs" \(valid: inmemory, filesystem, s3\)/],
+    [[], { REGISTRY_STORAGE: 'azure' }, /^REGISTRY_STORAGE: .*valid: inmemory, filesystem, s3/],
+    [['--storage', 's3'], {}, /^--storage s3 needs a bucket/],
+    [['--s3-bucket', 'b'], {}, /^--s3-bucket applies only to --storage s3/],
+    [['--storage', 's3', '--s3-bucket', 'b', '--root', '/x'], {}, /--root applies only to --storage filesystem/],
+    [['--storage', 's3', '--s3-bucket', 'b', '--s3-access-key', 'id'], {}, /go together/],
+    [['--storage', 's3', '--s3-bucket', 'b', '--s3-chunk-size', '1024'], {}, /^--s3-chunk-size: "1024" is not an integer from 5242880/],
+    [[], { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGIONENDPOINT: 'minio:9000' }, /^REGISTRY_STORAGE_S3_REGIONENDPOINT: .*http or https/],
+    [[], { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'yes' }, /^REGISTRY_STORAGE_S3_FORCEPATHSTYLE:/],
+    [['--redis', '127.0.0.1:6379'], {}, /^--redis: .*redis:\/\//],
+    [[], { REGISTRY_REDIS_ADDR: 'redis://x' }, /^REGISTRY_REDIS_ADDR: .*host:port/],
     [['--log-level', 'loud'], {}, /^--log-level: unknown log level "loud" \(valid: fatal, error, warn, info, debug, trace, silent\)/],
     [[], { REGISTRY_LOG_LEVEL: 'verbose' }, /^REGISTRY_LOG_LEVEL:/],
     [['--delete=yes'], {}, /^--delete: "yes" is not a boolean/],

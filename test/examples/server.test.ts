@@ -72,9 +72,9 @@ t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', { t
   t.same(await help.exited, { code: 0, signal: null })
   for (const option of CONFIG_OPTIONS) t.match(help.stdout, option.flag)
 
-  const bad = start(t, ['--storage', 's3'])
+  const bad = start(t, ['--storage', 'gcs'])
   t.same(await bad.exited, { code: 2, signal: null })
-  t.match(bad.stderr, /--storage: unknown storage driver "s3"/)
+  t.match(bad.stderr, /--storage: unknown storage driver "gcs"/)
 })
 
 t.test('buildServer answers GET /v2/ without listening', { timeout }, async (t) => {
