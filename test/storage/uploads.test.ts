@@ -3,6 +3,7 @@ import t from 'tap'
 import { InMemoryDriver } from '../../lib/storage/drivers/inmemory.js'
 import type { ReadOptions, StorageDriver } from '../../lib/storage/driver.js'
 import { Registry } from '../../lib/storage/registry.js'
+import { pathFor } from '../../lib/storage/paths.js'
 
 /** A driver that counts the reads of upload data, to see whether completing re-reads it. */
 function counting (driver: StorageDriver): { driver: StorageDriver, uploadReads: () => number } {
@@ -54,4 +55,22 @@ t.test('chunks split between processes are still verified, by reading the data o
   const digest = `sha512:${createHash('sha512').update(content).digest('hex')}`
   const done = await other.repository('app').uploads.complete(sha512.uuid, digest, { body: [content] })
   t.equal(done.digest, digest, 'an upload started with another algorithm is verified by reading it back')
+})
+
+t.test('the hash state is trusted only for the data this process wrote, not for as many other bytes', async (t) => {
+  const shared = new InMemoryDriver()
+  const counted = counting(shared)
+  const uploads = new Registry(counted.driver).repository('app').uploads
+  const state = await uploads.start()
+  const mine = Buffer.from('written by this process')
+  await uploads.append(state.uuid, [mine])
+  // Another process replaces the data with other bytes of the same length (a client racing
+  // itself over two replicas): the size alone would not tell.
+  const theirs = Buffer.from('written by another one!')
+  t.equal(theirs.length, mine.length)
+  await shared.putContent(pathFor({ kind: 'uploadData', name: 'app', uuid: state.uuid }), theirs)
+  await t.rejects(uploads.complete(state.uuid, sha256(mine)), { code: 'DIGEST_INVALID' }, 'the digest of what this process wrote no longer matches')
+  t.equal(counted.uploadReads(), 1, 'the data was read back, not taken from the stale hash')
+  const blob = await uploads.complete(state.uuid, sha256(theirs))
+  t.same(blob, { digest: sha256(theirs), size: theirs.length })
 })

@@ -26,6 +26,8 @@ interface FileNode {
   chunks: Buffer[]
   size: number
   modTime: Date
+  /** Changes with every write (the file's etag): a Date has only milliseconds. */
+  version: number
 }
 
 interface DirNode {
@@ -42,6 +44,12 @@ type Node = FileNode | DirNode
 const SMALL_CHUNK = 64 * 1024
 /** Largest piece a reader pushes at once, and its buffer size. */
 const READ_PIECE = 1024 * 1024
+
+let lastVersion = 0
+
+function nextVersion (): number {
+  return ++lastVersion
+}
 
 function newDir (): DirNode {
   return { kind: 'dir', children: new Map(), sorted: undefined, modTime: new Date() }
@@ -61,7 +69,8 @@ function sortedNames (dir: DirNode): string[] {
 }
 
 function infoOf (path: string, node: Node): FileInfo {
-  return { path, size: node.kind === 'file' ? node.size : 0, modTime: node.modTime, isDir: node.kind === 'dir' }
+  if (node.kind === 'dir') return { path, size: 0, modTime: node.modTime, isDir: true }
+  return { path, size: node.size, modTime: node.modTime, isDir: false, etag: String(node.version) }
 }
 
 const NAME = 'inmemory'
@@ -79,7 +88,7 @@ export class InMemoryDriver implements StorageDriver {
     assertPath(this.name, path)
     // A fresh node: readers of the old one keep reading the old content whole.
     const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content)
-    this.place(path, { kind: 'file', chunks: bytes.length > 0 ? [bytes] : [], size: bytes.length, modTime: new Date() })
+    this.place(path, { kind: 'file', chunks: bytes.length > 0 ? [bytes] : [], size: bytes.length, modTime: new Date(), version: nextVersion() })
   }
 
   async reader (path: string, options?: ReadOptions): Promise<Readable> {
@@ -116,7 +125,7 @@ export class InMemoryDriver implements StorageDriver {
 
   async writer (path: string, append: boolean): Promise<FileWriter> {
     assertPath(this.name, path)
-    const file: FileNode = append ? this.file(path) : { kind: 'file', chunks: [], size: 0, modTime: new Date() }
+    const file: FileNode = append ? this.file(path) : { kind: 'file', chunks: [], size: 0, modTime: new Date(), version: nextVersion() }
     if (!append) this.place(path, file)
     return new InMemoryWriter(path, file, () => this.discard(path, file))
   }
@@ -305,6 +314,7 @@ class InMemoryWriter implements FileWriter {
     }
     this.file.size += chunk.byteLength
     this.file.modTime = new Date()
+    this.file.version = nextVersion()
   }
 
   async commit (): Promise<void> {
