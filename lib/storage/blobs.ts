@@ -31,18 +31,25 @@ export class BlobStore {
     return pathFor({ kind: 'blobData', ...digestParts(digest) })
   }
 
-  /** The blob's descriptor, or undefined when the registry does not hold it. */
+  /** The blob's descriptor, or undefined when the registry does not hold it; cached once found. */
   async stat (digest: string): Promise<BlobDescriptor | undefined> {
-    const size = await this.cache.lookup(cacheKeys.blob(digest), async () => {
-      try {
-        const info = await this.driver.stat(this.dataPath(digest))
-        return info.isDir ? undefined : String(info.size)
-      } catch (error) {
-        if (isPathNotFound(error)) return undefined
-        throw error
-      }
-    })
+    const size = await this.cache.blobSize(digest, async () => await this.storedSize(digest))
     return size === undefined ? undefined : { digest, size: Number(size) }
+  }
+
+  /** Whether storage holds the blob, asked of storage itself: for writes that rely on the answer. */
+  async isStored (digest: string): Promise<boolean> {
+    return await this.storedSize(digest) !== undefined
+  }
+
+  private async storedSize (digest: string): Promise<string | undefined> {
+    try {
+      const info = await this.driver.stat(this.dataPath(digest))
+      return info.isDir ? undefined : String(info.size)
+    } catch (error) {
+      if (isPathNotFound(error)) return undefined
+      throw error
+    }
   }
 
   async open (digest: string, range?: ByteRange): Promise<Readable> {
@@ -50,7 +57,10 @@ export class BlobStore {
     try {
       return await this.driver.reader(this.dataPath(digest), options)
     } catch (error) {
-      if (isPathNotFound(error)) throw new RegistryError('BLOB_UNKNOWN', { digest })
+      if (isPathNotFound(error)) {
+        this.cache.forgetBlob(digest)
+        throw new RegistryError('BLOB_UNKNOWN', { digest })
+      }
       throw error
     }
   }

@@ -2,9 +2,11 @@
  * Caches in front of storage, used by the services (blob, tag and manifest stores) and nowhere
  * else. Storage stays the truth: a cache only saves round trips to it.
  *
- * - In-process, by default: an LRU of immutable content, manifests by digest with their media
- *   type (the bytes under a digest never change, so there is nothing to invalidate). Whether a
- *   repository holds a manifest is still checked on every read (its revision link).
+ * - In-process, by default: LRUs of immutable facts. Manifests by digest with their media type,
+ *   and blob sizes by digest: the bytes under a digest never change, and the registry never
+ *   removes a blob's data (only an offline garbage collection would), so there is nothing to
+ *   invalidate. Whether a repository holds a manifest or links a blob is still checked on every
+ *   read. Writes (publishing an upload, a mount) look at storage itself.
  * - Shared, optional: Redis (redis-store.ts), for lookups that change (a tag's digest, a blob linked into a
  *   repository, a manifest revision), read and invalidated by every replica alike. Only facts
  *   found in storage are cached. A write first replaces the key with a short-lived tombstone,
@@ -40,6 +42,8 @@ export interface CacheLogger {
 const TOMBSTONE = '~'
 /** How long an invalidated key stays uncacheable: longer than any storage read behind a fill. */
 const TOMBSTONE_SECONDS = 60
+/** Blob sizes kept in process memory: about 150 bytes each. */
+const BLOB_SIZES_KEPT = 10_000
 
 export interface RegistryCacheOptions {
   /** The shared cache; without it, lookups go to storage every time. */
@@ -55,6 +59,7 @@ export class RegistryCache {
   private readonly shared: SharedStore | undefined
   private readonly ttlSeconds: number
   private readonly manifests: LRUCache<string, CachedManifest> | undefined
+  private readonly blobSizes = new LRUCache<string, string>({ max: BLOB_SIZES_KEPT })
   private readonly log: CacheLogger | undefined
 
   constructor (options: RegistryCacheOptions = {}) {
@@ -114,6 +119,20 @@ export class RegistryCache {
     return manifest
   }
 
+  /** A blob's size by digest (as a decimal string), from memory when seen before, else a lookup. */
+  async blobSize (digest: string, load: () => Promise<string | undefined>): Promise<string | undefined> {
+    const known = this.blobSizes.get(digest)
+    if (known !== undefined) return known
+    const size = await this.lookup(cacheKeys.blob(digest), load)
+    if (size !== undefined) this.blobSizes.set(digest, size)
+    return size
+  }
+
+  /** Drops a blob's size from memory: its data was found missing (removed behind the registry's back). */
+  forgetBlob (digest: string): void {
+    this.blobSizes.delete(digest)
+  }
+
   /** Drops a manifest from memory (its last revision was deleted). */
   forgetManifest (digest: string): void {
     this.manifests?.delete(digest)
@@ -121,6 +140,7 @@ export class RegistryCache {
 
   async close (): Promise<void> {
     this.manifests?.clear()
+    this.blobSizes.clear()
     await this.shared?.close()
   }
 }

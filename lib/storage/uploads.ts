@@ -281,7 +281,7 @@ export class UploadStore {
         const writer = await this.driver.writer(this.dataPath(uuid), true)
         await writer.commit()
       }
-      if (await this.blobs.stat(digest) === undefined) {
+      if (!await this.blobs.isStored(digest)) {
         await this.blobs.publish(digest, this.dataPath(uuid))
       }
       await this.linked.link(digest)

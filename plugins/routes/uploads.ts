@@ -67,8 +67,8 @@ async function tryMount (request: FastifyRequest, repository: Repository, query:
   if (query.from !== undefined) {
     if (!access.allows('repository', query.from, 'pull')) return false
     const source = repository.registry.repository(query.from)
-    if (await source.blobs.stat(digest) === undefined) return false
-  } else if (!mountWithoutFrom || !access.unrestricted || await repository.registry.blobs.stat(digest) === undefined) {
+    if (await source.blobs.stat(digest) === undefined || !await repository.registry.blobs.isStored(digest)) return false
+  } else if (!mountWithoutFrom || !access.unrestricted || !await repository.registry.blobs.isStored(digest)) {
     return false
   }
   await repository.blobs.link(digest)

@@ -1,6 +1,6 @@
 /**
- * The caches behind reads (manifests by digest in the registry, small files and listings in the
- * filesystem driver) never serve what storage no longer says: deletes, moved tags and changes
+ * The caches behind reads (manifests and blob sizes by digest in the registry, small files and
+ * listings in the filesystem driver) never serve what storage no longer says: deletes, moved tags and changes
  * made by another process on the same storage are seen at once.
  */
 
@@ -9,7 +9,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import registry from '../../plugins/registry.js'
 import { FilesystemDriver } from '../../lib/storage/drivers/filesystem.js'
-import { build, errorCode, prepareImage, putManifest, storageKinds, tempDir, urls } from '../helpers.js'
+import { InMemoryDriver } from '../../lib/storage/drivers/inmemory.js'
+import { digestParts, pathFor } from '../../lib/storage/paths.js'
+import type { StorageDriver } from '../../lib/storage/driver.js'
+import { build, errorCode, prepareImage, pushBlob, putManifest, storageKinds, tempDir, urls } from '../helpers.js'
 
 async function get (app: FastifyInstance, name: string, reference: string) {
   return await app.inject({ method: 'GET', url: urls.manifest(name, reference) })
@@ -89,6 +92,30 @@ t.test('two processes on one storage: each sees the tags and deletes of the othe
   t.equal((await get(a, 'shared', 'v1')).statusCode, 404, 'a manifest deleted by the other is gone')
   t.equal((await get(a, 'shared', second.digest)).statusCode, 404)
 })
+
+for (const kind of ['inmemory', 'filesystem'] as const) {
+  t.test(`${kind}: a blob whose data is removed behind the registry's back is unknown at the next GET, and can be pushed again`, async (t) => {
+    // As an offline garbage collection would do: the registry itself never removes blob data.
+    const driver: StorageDriver = kind === 'inmemory' ? new InMemoryDriver() : new FilesystemDriver({ root: await tempDir(t) })
+    const app = Fastify()
+    await app.register(registry, { storage: driver })
+    t.teardown(async () => { await app.close() })
+    const content = Buffer.from('a blob whose data goes missing')
+    const digest = await pushBlob(app, 'gone', content)
+    t.equal((await app.inject({ method: 'HEAD', url: urls.blob('gone', digest) })).statusCode, 200, 'its size is now known in memory')
+    const dataPath = pathFor({ kind: 'blobData', ...digestParts(digest) })
+    await driver.delete(dataPath)
+    await pushBlob(app, 'gone', content)
+    const back = await app.inject({ method: 'GET', url: urls.blob('gone', digest) })
+    t.equal(back.statusCode, 200, 'pushed again, the data is stored again (the push asks storage, not the cache)')
+    t.ok(back.rawPayload.equals(content))
+    await driver.delete(dataPath)
+    const missing = await app.inject({ method: 'GET', url: urls.blob('gone', digest) })
+    t.equal(missing.statusCode, 404)
+    t.equal(errorCode(missing.body), 'BLOB_UNKNOWN')
+    t.equal((await app.inject({ method: 'HEAD', url: urls.blob('gone', digest) })).statusCode, 404, 'and HEAD says so too from then on')
+  })
+}
 
 t.test('log lines of a request carry its route, repository and reference', async (t) => {
   const lines: Array<Record<string, unknown>> = []

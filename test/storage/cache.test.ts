@@ -29,6 +29,21 @@ t.test('without a shared store, lookups load every time; manifests are kept in m
   t.equal(reads, 6, 'manifestBytes 0 disables the memory cache')
 })
 
+t.test('blob sizes by digest are kept in memory once found, never their absence', async (t) => {
+  const cache = new RegistryCache()
+  let stored: string | undefined
+  let loads = 0
+  const load = async (): Promise<string | undefined> => { loads++; return stored }
+  t.equal(await cache.blobSize('sha256:b', load), undefined)
+  stored = '42'
+  t.equal(await cache.blobSize('sha256:b', load), '42', 'an absence was not remembered')
+  t.equal(await cache.blobSize('sha256:b', load), '42')
+  t.equal(loads, 2, 'the size, once found, is answered from memory')
+  cache.forgetBlob('sha256:b')
+  stored = undefined
+  t.equal(await cache.blobSize('sha256:b', load), undefined, 'a forgotten size is looked up again')
+})
+
 t.test('a shared Redis cache: fills, tombstones, and what happens when Redis is gone', async (t) => {
   const url = await startRedis(t)
   const store = new RedisStore(url, 'test:')
