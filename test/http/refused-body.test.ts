@@ -120,3 +120,20 @@ t.test('a body over the drain limit is not read: the error, then the connection 
   await connection.closing()
   t.ok(connection.closed, 'closed without reading the rest')
 })
+
+t.test('a chunked manifest over the limit (no Content-Length): 413, then the connection closes', async (t) => {
+  const app = await build(t, 'inmemory')
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
+  t.teardown(() => connection.socket.destroy())
+  await connection.write('PUT /v2/refused/body/manifests/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n')
+  const chunk = Buffer.alloc(1024 * 1024, 'x')
+  // Past the 4 MiB limit; the client stops there, as one would that reads the answer while sending.
+  for (let i = 0; i < 5; i++) await connection.write(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]))
+  const refused = await connection.response()
+  t.equal(refused.status, 413)
+  t.match(JSON.parse(refused.body), { errors: [{ code: 'MANIFEST_INVALID' }] })
+  t.equal(refused.headers.connection, 'close', 'the rest of the body is not read')
+  await connection.closing()
+  t.ok(connection.closed)
+})
