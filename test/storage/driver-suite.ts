@@ -386,6 +386,19 @@ export function driverSuite (
       t.equal(dir.size, 0, 'a directory has size 0')
 
       t.equal((await driver.stat('/')).isDir, true, 'the root is a directory')
+
+      // A driver with an etag must change it with the content, even for as many other bytes (the
+      // upload store relies on it to tell its own write from another process's).
+      if (file.etag !== undefined) {
+        await driver.putContent(`${prefix}/dir/file`, randomBytes(content.length))
+        const rewritten = await driver.stat(`${prefix}/dir/file`)
+        t.equal(rewritten.size, file.size)
+        t.not(rewritten.etag, file.etag, 'a rewrite of the same size has another etag')
+        const writer = await driver.writer(`${prefix}/dir/file`, true)
+        await writer.write(Buffer.from('more'))
+        await writer.close()
+        t.not((await driver.stat(`${prefix}/dir/file`)).etag, rewritten.etag, 'so does an append')
+      }
       await rejectsWith(t, () => driver.stat(`${prefix}/missing`), PathNotFoundError, 'stat of a missing path')
       await rejectsWith(t, () => driver.stat(`${prefix}/dir/file/below`), PathNotFoundError, 'stat below a file')
       await rejectsWith(t, () => driver.stat(`${prefix}/di`), PathNotFoundError, 'stat of a prefix of a name')

@@ -302,8 +302,10 @@ export class FilesystemDriver implements StorageDriver {
     if (path === '/') await this.ensureRoot()
     try {
       const info = await stat(full)
-      const isDir = info.isDirectory()
-      return { path, size: isDir ? 0 : info.size, modTime: info.mtime, isDir }
+      if (info.isDirectory()) return { path, size: 0, modTime: info.mtime, isDir: true }
+      // The inode and the times to the microsecond: a Date has milliseconds only, and a file
+      // rewritten with as many bytes in the same millisecond must not look unchanged.
+      return { path, size: info.size, modTime: info.mtime, isDir: false, etag: `${info.ino}:${info.mtimeMs}:${info.ctimeMs}` }
     } catch (error) {
       throw driverError(error, path, 'stat')
     }
