@@ -4,8 +4,8 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import type { Stats } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { stat as statWithCallback, type Stats } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import {
@@ -20,6 +20,16 @@ import {
   type ReadOptions,
   type StorageDriver
 } from '../driver.js'
+
+/**
+ * `stat` through its callback. The promise API allocates a stats array for every call and, measured
+ * here, costs two to four times the CPU per stat: most of a metadata request (one or two each).
+ */
+async function stat (path: string): Promise<Stats> {
+  return await new Promise((resolve, reject) => {
+    statWithCallback(path, (error, stats) => { if (error === null) resolve(stats); else reject(error) })
+  })
+}
 
 export interface FilesystemDriverOptions {
   /** Directory holding the tree; created when missing. */
