@@ -20,7 +20,7 @@ export interface RegistryServiceOptions {
   maxTagsPerRequest?: number
   /** Verifies schema 1 manifests; without it they are refused. */
   schema1?: Schema1Verifier
-  /** Caches in front of storage (default: manifests in process memory only). */
+  /** Caches in front of storage (default: manifests and blob sizes in process memory, no shared cache). */
   cache?: RegistryCache
 }
 
