@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { readLines } from '../server-process.js'
+import { childEnv, loaderArgs, readLines } from '../server-process.js'
 
 export interface TestContext {
   teardown: (fn: () => unknown) => void
@@ -112,20 +112,6 @@ export class Service {
     await exited
     clearTimeout(timer)
   }
-}
-
-function loaderArgs (): string[] {
-  const fromTap = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
-  return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
-}
-
-function childEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
-  delete env.NODE_OPTIONS
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('REGISTRY_') || name.startsWith('_TAPJS_')) delete env[name]
-  }
-  return env
 }
 
 export interface RunningRegistry {
