@@ -157,6 +157,12 @@ async function expectBlob (client: Client, repo: string, content: BlobContent): 
 }
 
 /** POST, then one PUT with the whole body. */
+/** After a timed push: the blob is remembered for clean-up, and a HEAD checks it is served whole. */
+async function checkPushed (state: TargetState, content: BlobContent): Promise<void> {
+  state.remember(content.digest)
+  await expectBlob(state.client, REPO_BLOBS, content)
+}
+
 async function pushMonolithic (client: Client, repo: string, content: BlobContent): Promise<void> {
   const location = await startUpload(client, repo)
   const response = await client.request('PUT', withQuery(location, { digest: content.digest }), {
@@ -257,10 +263,8 @@ export const CASES: readonly CaseDefinition[] = [
     description: 'big blob: POST, then one PUT with the body',
     run: async (state, round) => {
       const content = round.monolithic
-      const digest = content.digest
       const value = await rate(content.size, async () => { await pushMonolithic(state.client, REPO_BLOBS, content) })
-      state.remember(digest)
-      await expectBlob(state.client, REPO_BLOBS, content)
+      await checkPushed(state, content)
       state.pullable = content
       return { value, extras: {} }
     }
@@ -289,8 +293,7 @@ export const CASES: readonly CaseDefinition[] = [
         const response = await client.request('PUT', withQuery(location, { digest }), { 'content-length': '0' })
         expectCreated(response, digest, 'PUT upload')
       })
-      state.remember(digest)
-      await expectBlob(client, REPO_BLOBS, content)
+      await checkPushed(state, content)
       return { value, extras: {} }
     }
   },
@@ -324,8 +327,7 @@ export const CASES: readonly CaseDefinition[] = [
         }, bodyOf(content))
         expectCreated(response, digest, 'POST ?digest=')
       })
-      state.remember(digest)
-      await expectBlob(client, REPO_BLOBS, content)
+      await checkPushed(state, content)
       return { value, extras: {} }
     }
   },
