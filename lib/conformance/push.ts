@@ -255,24 +255,15 @@ function miscBlobChecks (): CheckDefinition[] {
         await send(context, { method: 'DELETE', url: locationOf(context, response) })
       }
     },
-    {
-      name: 'an empty blob (0 bytes) is pushed, HEAD and GET serve it',
+    ...([['an empty blob (0 bytes)', empty], ['the empty JSON blob {}', emptyJson]] as const).map(([what, item]): CheckDefinition => ({
+      name: `${what} is pushed, HEAD and GET serve it`,
       run: async (context) => {
-        await pushBlob(context, context.repo, empty)
-        await verifyBlobHead(context, context.repo, empty)
-        await verifyBlob(context, context.repo, empty)
-        await cleanUp(context, context.repo, [], [empty])
+        await pushBlob(context, context.repo, item)
+        await verifyBlobHead(context, context.repo, item)
+        await verifyBlob(context, context.repo, item)
+        await cleanUp(context, context.repo, [], [item])
       }
-    },
-    {
-      name: 'the empty JSON blob {} is pushed, HEAD and GET serve it',
-      run: async (context) => {
-        await pushBlob(context, context.repo, emptyJson)
-        await verifyBlobHead(context, context.repo, emptyJson)
-        await verifyBlob(context, context.repo, emptyJson)
-        await cleanUp(context, context.repo, [], [emptyJson])
-      }
-    }
+    }))
   ]
 }
 
