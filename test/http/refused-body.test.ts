@@ -6,7 +6,7 @@
  * time instead of the 413.)
  */
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import net from 'node:net'
 import { build } from '../helpers.js'
 import { DRAIN_LIMIT } from '../../plugins/errors.js'
@@ -69,15 +69,20 @@ class Connection {
   }
 }
 
+/** A connection to a listening app; both are closed when the test ends. */
+async function connectTo (t: Test, options: Parameters<typeof build>[2] = {}): Promise<Connection> {
+  const app = await build(t, 'inmemory', options)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
+  t.teardown(() => connection.socket.destroy())
+  return connection
+}
+
 const manifestHead = (length: number): string =>
   `PUT /v2/refused/body/manifests/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: ${length}\r\n\r\n`
 
 t.test('a manifest over the limit, but not over the drain limit: 413, and the connection stays usable', async (t) => {
-  const app = await build(t, 'inmemory')
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = (app.server.address() as net.AddressInfo).port
-  const connection = await Connection.open(port)
-  t.teardown(() => connection.socket.destroy())
+  const connection = await connectTo(t)
   const body = Buffer.alloc(5 * 1024 * 1024, 'x')
   await connection.write(manifestHead(body.length))
   // The whole body goes out even though the answer may already be on its way back.
@@ -94,10 +99,7 @@ t.test('a manifest over the limit, but not over the drain limit: 413, and the co
 t.test('a refused caller\'s body is never read: 401, then the connection closes', async (t) => {
   const { htpasswdFile } = await import('../auth/fixtures.js')
   const path = await htpasswdFile(t, { alice: 'wonderland' })
-  const app = await build(t, 'inmemory', { auth: { mode: 'htpasswd', path } })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
-  t.teardown(() => connection.socket.destroy())
+  const connection = await connectTo(t, { auth: { mode: 'htpasswd', path } })
   await connection.write(manifestHead(1024))
   const refused = await connection.response()
   t.equal(refused.status, 401)
@@ -107,11 +109,7 @@ t.test('a refused caller\'s body is never read: 401, then the connection closes'
 })
 
 t.test('a body over the drain limit is not read: the error, then the connection closes', async (t) => {
-  const app = await build(t, 'inmemory')
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = (app.server.address() as net.AddressInfo).port
-  const connection = await Connection.open(port)
-  t.teardown(() => connection.socket.destroy())
+  const connection = await connectTo(t)
   await connection.write(manifestHead(DRAIN_LIMIT + 1))
   await connection.write(Buffer.alloc(1024, 'x'))
   const refused = await connection.response()
@@ -122,10 +120,7 @@ t.test('a body over the drain limit is not read: the error, then the connection 
 })
 
 t.test('a chunked manifest over the limit (no Content-Length): 413, then the connection closes', async (t) => {
-  const app = await build(t, 'inmemory')
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
-  t.teardown(() => connection.socket.destroy())
+  const connection = await connectTo(t)
   await connection.write('PUT /v2/refused/body/manifests/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n')
   const chunk = Buffer.alloc(1024 * 1024, 'x')
   // Past the 4 MiB limit; the client stops there, as one would that reads the answer while sending.
