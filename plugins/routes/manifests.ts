@@ -16,11 +16,7 @@ export async function readLimited (request: FastifyRequest, limit: number): Prom
   if (Number.isFinite(declared) && declared > limit) throw tooLarge()
   const chunks: Buffer[] = []
   let size = 0
-  // Not `for await`: leaving that loop early would destroy the request and its socket, and the
-  // 413 of a body sent without Content-Length would never reach the client.
-  const body = bodyOf(request)[Symbol.asyncIterator]()
-  for (let next = await body.next(); next.done !== true; next = await body.next()) {
-    const chunk = next.value
+  for await (const chunk of bodyOf(request)) {
     size += chunk.byteLength
     if (size > limit) throw tooLarge()
     chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HttpMethod, RouteName } from '../../lib/routes.js'
 import { RegistryError } from '../../lib/errors.js'
@@ -22,9 +23,14 @@ export function varOf (context: RegistryRequestContext, key: 'reference' | 'dige
   return value
 }
 
-/** The request body as a byte stream; empty when the request has none. */
+/**
+ * The request body as a byte stream; empty when the request has none. A reader that stops
+ * early (a size limit, a storage failure) leaves the request open: destroying it would close
+ * the socket the error answer has to go out on, and the error would pass for a client gone.
+ */
 export function bodyOf (request: FastifyRequest): AsyncIterable<Uint8Array> {
   const body = request.body as AsyncIterable<Uint8Array> | undefined
+  if (body instanceof Readable) return body.iterator({ destroyOnReturn: false })
   if (body !== undefined && body !== null && typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') return body
   return (async function * empty () {})()
 }

@@ -3,12 +3,17 @@
  * that the client, still sending, reads the error answer on a connection that stays usable;
  * a large one is not read, and the connection is closed. (Found by the differential corpus:
  * a 5 MiB manifest sent to a separate server process got a reset connection about every other
- * time instead of the 413.)
+ * time instead of the 413.) The same holds when reading stops midway: a size limit reached, or
+ * storage failing under an upload.
  */
 
 import t, { type Test } from 'tap'
 import net from 'node:net'
-import { build } from '../helpers.js'
+import Fastify from 'fastify'
+import registry from '../../plugins/registry.js'
+import { InMemoryDriver } from '../../lib/storage/drivers/inmemory.js'
+import type { StorageDriver } from '../../lib/storage/driver.js'
+import { build, urls } from '../helpers.js'
 import { DRAIN_LIMIT } from '../../plugins/errors.js'
 
 interface RawResponse {
@@ -131,4 +136,43 @@ t.test('a chunked manifest over the limit (no Content-Length): 413, then the con
   t.equal(refused.headers.connection, 'close', 'the rest of the body is not read')
   await connection.closing()
   t.ok(connection.closed)
+})
+
+t.test('storage failing mid-body: 500 with the storage error logged, and the connection serves the next request', async (t) => {
+  // Upload data writes fail after 256 KiB, as a full disk or an unreachable bucket would.
+  const inner = new InMemoryDriver()
+  const driver = Object.create(inner) as StorageDriver
+  driver.writer = async (path: string, append: boolean) => {
+    const writer = await inner.writer(path, append)
+    if (!path.includes('/_uploads/')) return writer
+    let written = 0
+    const write = writer.write.bind(writer)
+    writer.write = async (chunk: Uint8Array) => {
+      written += chunk.byteLength
+      if (written > 256 * 1024) throw new Error('no space left on the test device')
+      await write(chunk)
+    }
+    return writer
+  }
+  const logged: Array<Record<string, unknown>> = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { logged.push(JSON.parse(line) as Record<string, unknown>) } } } })
+  await app.register(registry, { storage: driver })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const connection = await Connection.open((app.server.address() as net.AddressInfo).port)
+  t.teardown(() => connection.socket.destroy())
+
+  await connection.write(`POST ${urls.blobUpload('failing/storage')} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n`)
+  const started = await connection.response()
+  t.equal(started.status, 202)
+  const body = Buffer.alloc(4 * 1024 * 1024, 'x')
+  const location = new URL(started.headers.location as string, 'http://127.0.0.1')
+  await connection.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`)
+  await connection.write(body)
+  const failed = await connection.response()
+  t.equal(failed.status, 500, 'an answer, not a silent close')
+  t.match(JSON.parse(failed.body), { errors: [{ code: 'UNKNOWN' }] })
+  t.ok(logged.some((line) => line.msg === 'request failed' && JSON.stringify(line.err).includes('no space left')), 'the storage error is logged as such')
+  await connection.write('GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  t.equal((await connection.response()).status, 200, 'the rest of the body was read and dropped; the connection serves the next request')
 })
