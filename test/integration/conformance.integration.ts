@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ConformanceReport } from '../../lib/conformance/index.js'
-import { projectRoot, run, startServer, tempDir } from './harness.js'
+import { projectRoot, requestLog, run, startServer, tempDir } from './harness.js'
 
 t.test('the built CLI against the example server', async (t) => {
   // Inside node_modules so that the compiled files resolve the project's dependencies.
@@ -24,6 +24,11 @@ t.test('the built CLI against the example server', async (t) => {
       const result = await run(process.execPath, [bin, 'conformance', registry.url, '--json'], { allowFailure: true })
       t.equal(result.code, 0, result.stderr)
       const report = JSON.parse(result.stdout) as ConformanceReport
+      if (report.summary.failed > 0) {
+        // What the server saw, to tell a refused request from one it never answered.
+        const unfinished = requestLog(registry.service).filter((entry) => entry.status === undefined)
+        t.comment(`requests the server did not finish: ${JSON.stringify(unfinished)}\nits last log lines:\n${registry.service.output.slice(-8000)}`)
+      }
       t.equal(report.summary.failed, 0, JSON.stringify(report.results.filter((entry) => entry.status === 'fail'), null, 2))
       if (deletes) {
         t.equal(report.summary.passed, report.summary.total, 'every check passes')
