@@ -19,11 +19,11 @@ for (const kind of storageKinds) {
     }
     t.equal((await app.inject({ url: urls.manifest('demo/app', 'proto') })).statusCode, 404, 'nothing was stored')
     for (const name of NAMES) {
-      // A Content-Type that is no manifest type is ignored, as for any other: the type is inferred.
-      const asHeader = await putManifest(app, 'demo/app', 'inferred', Buffer.from('{"schemaVersion":2,"manifests":[]}'), name)
-      t.equal(asHeader.statusCode, 201, `Content-Type ${name}`)
-      const served = await app.inject({ url: urls.manifest('demo/app', 'inferred') })
-      t.equal(served.headers['content-type'], 'application/vnd.oci.image.index.v1+json', 'served with the inferred type')
+      // Not a media type at all (no `type/subtype`): refused before any manifest logic.
+      const asHeader = await putManifest(app, 'demo/app', 'header', Buffer.from('{"schemaVersion":2,"manifests":[]}'), name)
+      t.equal(asHeader.statusCode, 415, `Content-Type ${name}`)
+      t.equal(errorCode(asHeader.body), 'UNSUPPORTED', 'in the spec body')
     }
+    t.equal((await app.inject({ url: urls.manifest('demo/app', 'header') })).statusCode, 404, 'nothing was stored')
   })
 }
