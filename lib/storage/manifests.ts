@@ -276,15 +276,19 @@ export class ManifestStore {
       ...blobs.filter((digest) => digest !== EMPTY_BLOB_DIGEST).map((digest) => ({ digest, present: async () => await this.linked.isStoredHere(digest) })),
       ...children.map((digest) => ({ digest, present: async () => await this.revisionStored(digest) }))
     ]
-    const missing: string[] = []
+    // Checks are taken in order, so every one before a missing one is finished too when the
+    // workers stop: sorted by position, the first reported is the manifest's first missing.
+    const found: Array<{ position: number, digest: string }> = []
     let next = 0
     const worker = async (): Promise<void> => {
-      while (missing.length === 0 && next < checks.length) {
-        const check = checks[next++] as { digest: string, present: () => Promise<boolean> }
-        if (!await check.present()) missing.push(check.digest)
+      while (found.length === 0 && next < checks.length) {
+        const position = next++
+        const check = checks[position] as { digest: string, present: () => Promise<boolean> }
+        if (!await check.present()) found.push({ position, digest: check.digest })
       }
     }
     await Promise.all(Array.from({ length: Math.min(REFERENCE_CHECKS_AT_ONCE, checks.length) }, worker))
+    const missing = found.sort((a, b) => a.position - b.position).map((entry) => entry.digest)
     if (missing.length > 0) {
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', {
         digest: missing[0],
