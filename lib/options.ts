@@ -39,27 +39,28 @@ export const StorageOptionsSchema = Type.Union([
 
 export const CacheOptionsSchema = Type.Object({
   redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'URL of a Redis server shared by every replica, caching blob descriptors and tags.' })),
-  keyPrefix: Type.Optional(Type.String({ description: 'Prefix of the cache\'s Redis keys (default `oci-registry:`).' })),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'Lifetime of a shared cache entry (default 3,600).' })),
-  manifestCacheBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'In-process cache of manifests by digest, in bytes; 0 disables it (default 16 MiB).' }))
+  keyPrefix: Type.Optional(Type.String({ default: 'oci-registry:', description: 'Prefix of the cache\'s Redis keys (default `oci-registry:`).' })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 3600, description: 'Lifetime of a shared cache entry (default 3,600).' })),
+  manifestCacheBytes: Type.Optional(Type.Integer({ minimum: 0, default: 16 * 1024 * 1024, description: 'In-process cache of manifests by digest, in bytes; 0 disables it (default 16 MiB).' }))
 }, { additionalProperties: false, description: 'Caches in front of storage.' })
 
 export const RegistryOptionsSchema = Type.Object({
   storage: Type.Optional(StorageOptionsSchema),
   cache: Type.Optional(CacheOptionsSchema),
-  delete: Type.Optional(Type.Boolean({ description: 'Allow deleting manifests, tags and blobs (default false).' })),
+  delete: Type.Optional(Type.Boolean({ default: false, description: 'Allow deleting manifests, tags and blobs (default false).' })),
+  readOnly: Type.Optional(Type.Boolean({ default: false, description: 'Refuse every change (pushes, deletes), as CNCF distribution\'s `maintenance.readonly` (default false).' })),
   publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'Base of absolute URLs in Location and Link headers.' })),
-  relativeUrls: Type.Optional(Type.Boolean({ description: 'Write relative URLs in Location and Link headers.' })),
-  trustForwardedHeaders: Type.Optional(Type.Boolean({ description: 'Build URLs from X-Forwarded-Proto and X-Forwarded-Host.' })),
-  manifestBodyLimit: Type.Optional(Type.Integer({ minimum: 1024, description: 'Largest manifest accepted, in bytes (default 4 MiB).' })),
-  maxTagsPerRequest: Type.Optional(Type.Integer({ minimum: 10, description: 'Most `tag` parameters on one manifest PUT (default 100).' })),
-  mountWithoutFrom: Type.Optional(Type.Boolean({ description: 'Honour `?mount=` without `from` by finding the blob in any repository (default false).' })),
+  relativeUrls: Type.Optional(Type.Boolean({ default: false, description: 'Write relative URLs in Location and Link headers.' })),
+  trustForwardedHeaders: Type.Optional(Type.Boolean({ default: false, description: 'Build URLs from X-Forwarded-Proto and X-Forwarded-Host.' })),
+  manifestBodyLimit: Type.Optional(Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest manifest accepted, in bytes (default 4 MiB).' })),
+  maxTagsPerRequest: Type.Optional(Type.Integer({ minimum: 10, default: 100, description: 'Most `tag` parameters on one manifest PUT (default 100).' })),
+  mountWithoutFrom: Type.Optional(Type.Boolean({ default: false, description: 'Honour `?mount=` without `from` by finding the blob in any repository (default false).' })),
   uploadPurging: Type.Optional(Type.Object({
-    enabled: Type.Optional(Type.Boolean({ description: 'Purge abandoned uploads periodically (default true).' })),
-    ageSeconds: Type.Optional(Type.Integer({ minimum: 60, description: 'Uploads older than this are purged (default one week).' })),
-    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'How often to look (default 24 hours).' }))
+    enabled: Type.Optional(Type.Boolean({ default: true, description: 'Purge abandoned uploads periodically (default true).' })),
+    ageSeconds: Type.Optional(Type.Integer({ minimum: 60, default: 7 * 24 * 3600, description: 'Uploads older than this are purged (default one week).' })),
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 24 * 3600, description: 'How often to look (default 24 hours).' }))
   }, { additionalProperties: false, description: 'Removal of abandoned uploads, as CNCF distribution\'s `uploadpurging`.' })),
-  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' })),
+  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema)
 }, { additionalProperties: false })
 
@@ -75,6 +76,7 @@ export interface ResolvedOptions {
   storage: StorageOptions | StorageDriver
   cache: { redis: string | undefined, keyPrefix: string, ttlSeconds: number, manifestCacheBytes: number }
   delete: boolean
+  readOnly: boolean
   publicUrl: string | undefined
   relativeUrls: boolean
   trustForwardedHeaders: boolean
@@ -91,6 +93,14 @@ function isDriverInstance (value: unknown): value is StorageDriver {
     typeof (value as StorageDriver).reader === 'function' && typeof (value as StorageDriver).writer === 'function'
 }
 
+const UploadPurgingSchema = RegistryOptionsSchema.properties.uploadPurging
+const CacheSchema = RegistryOptionsSchema.properties.cache
+
+/** The default an option's schema declares: the one place each default is written. */
+function defaultOf<T> (schema: { default?: unknown }): T {
+  return schema.default as T
+}
+
 /** Validates options and fills defaults; throws a TypeError naming every problem. */
 export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions {
   // Fastify hands its own register options (prefix, logLevel, ...) to the plugin too.
@@ -101,26 +111,28 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
       .map((error) => `${error.path === '' ? '(options)' : error.path}: ${error.message}`)
     throw new TypeError(`invalid fastify-oci-registry options: ${[...new Set(problems)].join('; ')}`)
   }
+  const props = RegistryOptionsSchema.properties
   return {
     storage: storage ?? { driver: 'inmemory' },
     cache: {
       redis: options.cache?.redis,
-      keyPrefix: options.cache?.keyPrefix ?? 'oci-registry:',
-      ttlSeconds: options.cache?.ttlSeconds ?? 3600,
-      manifestCacheBytes: options.cache?.manifestCacheBytes ?? 16 * 1024 * 1024
+      keyPrefix: options.cache?.keyPrefix ?? defaultOf(CacheSchema.properties.keyPrefix),
+      ttlSeconds: options.cache?.ttlSeconds ?? defaultOf(CacheSchema.properties.ttlSeconds),
+      manifestCacheBytes: options.cache?.manifestCacheBytes ?? defaultOf(CacheSchema.properties.manifestCacheBytes)
     },
-    delete: options.delete ?? false,
+    delete: options.delete ?? defaultOf(props.delete),
+    readOnly: options.readOnly ?? defaultOf(props.readOnly),
     publicUrl: options.publicUrl,
-    relativeUrls: options.relativeUrls ?? false,
-    trustForwardedHeaders: options.trustForwardedHeaders ?? false,
-    manifestBodyLimit: options.manifestBodyLimit ?? 4 * 1024 * 1024,
-    maxTagsPerRequest: options.maxTagsPerRequest ?? 100,
-    mountWithoutFrom: options.mountWithoutFrom ?? false,
-    schema1: options.schema1 ?? 'verify',
+    relativeUrls: options.relativeUrls ?? defaultOf(props.relativeUrls),
+    trustForwardedHeaders: options.trustForwardedHeaders ?? defaultOf(props.trustForwardedHeaders),
+    manifestBodyLimit: options.manifestBodyLimit ?? defaultOf(props.manifestBodyLimit),
+    maxTagsPerRequest: options.maxTagsPerRequest ?? defaultOf(props.maxTagsPerRequest),
+    mountWithoutFrom: options.mountWithoutFrom ?? defaultOf(props.mountWithoutFrom),
+    schema1: options.schema1 ?? defaultOf(props.schema1),
     uploadPurging: {
-      enabled: options.uploadPurging?.enabled ?? true,
-      ageSeconds: options.uploadPurging?.ageSeconds ?? 7 * 24 * 3600,
-      intervalSeconds: options.uploadPurging?.intervalSeconds ?? 24 * 3600
+      enabled: options.uploadPurging?.enabled ?? defaultOf(UploadPurgingSchema.properties.enabled),
+      ageSeconds: options.uploadPurging?.ageSeconds ?? defaultOf(UploadPurgingSchema.properties.ageSeconds),
+      intervalSeconds: options.uploadPurging?.intervalSeconds ?? defaultOf(UploadPurgingSchema.properties.intervalSeconds)
     },
     auth: options.auth ?? { mode: 'none' }
   }
