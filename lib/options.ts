@@ -3,7 +3,7 @@
  * typo in a deployment fails at start with a clear message, not at the first push.
  */
 
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
@@ -35,7 +35,7 @@ export const StorageOptionsSchema = Type.Union([
     multipartCopyMaxConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Parts copied at once (default 8).' })),
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'Attempts per S3 request, retried with backoff (default 4).' }))
   }, { additionalProperties: false })
-])
+], { default: { driver: 'inmemory' }, description: 'Where blobs, manifests and uploads are kept.' })
 
 export const CacheOptionsSchema = Type.Object({
   redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'URL of a Redis server shared by every replica, caching blob descriptors and tags.' })),
@@ -49,18 +49,18 @@ export const RegistryOptionsSchema = Type.Object({
   cache: Type.Optional(CacheOptionsSchema),
   delete: Type.Optional(Type.Boolean({ default: false, description: 'Allow deleting manifests, tags and blobs (default false).' })),
   readOnly: Type.Optional(Type.Boolean({ default: false, description: 'Refuse every change (pushes, deletes), as CNCF distribution\'s `maintenance.readonly` (default false).' })),
-  publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'Base of absolute URLs in Location and Link headers.' })),
-  relativeUrls: Type.Optional(Type.Boolean({ default: false, description: 'Write relative URLs in Location and Link headers.' })),
-  trustForwardedHeaders: Type.Optional(Type.Boolean({ default: false, description: 'Build URLs from X-Forwarded-Proto and X-Forwarded-Host.' })),
+  publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', description: 'Base of absolute URLs in `Location` and `Link` headers.' })),
+  relativeUrls: Type.Optional(Type.Boolean({ default: false, description: 'Write relative URLs in `Location` and `Link` headers.' })),
+  trustForwardedHeaders: Type.Optional(Type.Boolean({ default: false, description: 'Build URLs from `X-Forwarded-Proto` and `X-Forwarded-Host` (only behind a trusted proxy).' })),
   manifestBodyLimit: Type.Optional(Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'Largest manifest accepted, in bytes (default 4 MiB).' })),
-  maxTagsPerRequest: Type.Optional(Type.Integer({ minimum: 10, default: 100, description: 'Most `tag` parameters on one manifest PUT (default 100).' })),
+  maxTagsPerRequest: Type.Optional(Type.Integer({ minimum: 10, default: 100, description: 'Most `tag` parameters on one manifest `PUT` (default 100).' })),
   mountWithoutFrom: Type.Optional(Type.Boolean({ default: false, description: 'Honour `?mount=` without `from` by finding the blob in any repository (default false).' })),
   uploadPurging: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean({ default: true, description: 'Purge abandoned uploads periodically (default true).' })),
     ageSeconds: Type.Optional(Type.Integer({ minimum: 60, default: 7 * 24 * 3600, description: 'Uploads older than this are purged (default one week).' })),
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 24 * 3600, description: 'How often to look (default 24 hours).' }))
-  }, { additionalProperties: false, description: 'Removal of abandoned uploads, as CNCF distribution\'s `uploadpurging`.' })),
-  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying them, or reject them all.' })),
+  }, { additionalProperties: false, description: 'Remove abandoned uploads periodically, as CNCF distribution\'s `uploadpurging`.' })),
+  schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema)
 }, { additionalProperties: false })
 
@@ -113,7 +113,7 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
   }
   const props = RegistryOptionsSchema.properties
   return {
-    storage: storage ?? { driver: 'inmemory' },
+    storage: storage ?? defaultOf(StorageOptionsSchema),
     cache: {
       redis: options.cache?.redis,
       keyPrefix: options.cache?.keyPrefix ?? defaultOf(CacheSchema.properties.keyPrefix),
@@ -136,4 +136,54 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
     },
     auth: options.auth ?? { mode: 'none' }
   }
+}
+
+/** README wording of options whose type or default does not read well from the schema alone. */
+const OPTION_DOCS: Partial<Record<keyof typeof RegistryOptionsSchema.properties, { type?: string, default?: string, description?: string }>> = {
+  storage: {
+    type: "`{ driver: 'inmemory' }`, `{ driver: 'filesystem', root: string }`, `{ driver: 's3', bucket: string, ... }` (see [S3 storage](#s3-storage)), or a storage driver instance"
+  },
+  cache: { default: 'manifests in memory, no Redis', description: 'Caches in front of storage; see [Replicas](#running-replicas-behind-a-load-balancer).' },
+  publicUrl: { type: 'string, `http(s)://host[/path]`', default: '(from the request)' },
+  manifestBodyLimit: { default: '`4194304` (4 MiB)' },
+  auth: {
+    type: "`{ mode: 'none' }`, `{ mode: 'htpasswd', path, realm? }` or `{ mode: 'token', realm, service, issuer, rootCertBundle?, jwks?, publicKeys? }`",
+    default: "`{ mode: 'none' }`",
+    description: 'Access control; see [Access control](#access-control).'
+  }
+}
+
+function valueText (value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`
+  if (typeof value === 'object' && value !== null) return `{ ${Object.entries(value).map(([key, item]) => `${key}: ${valueText(item)}`).join(', ')} }`
+  return String(value)
+}
+
+function typeText (schema: TSchema): string {
+  if (schema.anyOf !== undefined) return (schema.anyOf as TSchema[]).map((item) => item.const === undefined ? typeText(item) : `\`${valueText(item.const)}\``).join(' or ')
+  if (schema.type === 'integer') return schema.minimum === undefined ? 'integer' : `integer ≥ ${String(schema.minimum)}`
+  if (schema.type === 'object') {
+    const properties = Object.entries(schema.properties as Record<string, TSchema>)
+    return `\`{ ${properties.map(([key, item]) => `${key}?: ${typeText(item).replace(/`/g, '')}`).join(', ')} }\``
+  }
+  return String(schema.type)
+}
+
+function defaultText (schema: TSchema): string {
+  if (schema.default !== undefined) return `\`${valueText(schema.default)}\``
+  if (schema.type === 'object') {
+    const defaults = Object.entries(schema.properties as Record<string, TSchema>).filter(([, item]) => item.default !== undefined)
+    if (defaults.length > 0) return `\`${valueText(Object.fromEntries(defaults.map(([key, item]) => [key, item.default])))}\``
+  }
+  return '(none)'
+}
+
+/** The plugin options as the README's Markdown table; a test keeps the two identical. */
+export function optionsTableMarkdown (): string {
+  const rows = (Object.entries(RegistryOptionsSchema.properties) as Array<[keyof typeof RegistryOptionsSchema.properties, TSchema]>).map(([key, schema]) => {
+    const docs = OPTION_DOCS[key] ?? {}
+    const description = docs.description ?? String(schema.description ?? '').replace(/ \(default [^)]*\)/, '')
+    return `| \`${key}\` | ${docs.type ?? typeText(schema)} | ${docs.default ?? defaultText(schema)} | ${description} |`
+  })
+  return ['| Option | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n'
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { CONFIG_OPTIONS, configTableMarkdown, envNames, parseConfig } from '../examples/config.js'
-import { RegistryOptionsSchema } from '../lib/options.js'
+import { optionsTableMarkdown, RegistryOptionsSchema } from '../lib/options.js'
 
 const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
 
@@ -26,6 +26,7 @@ t.test('the README\'s config.yml example reads without an error or a warning', a
 })
 
 t.test('the README documents every plugin option', async (t) => {
+  t.ok(readme.includes(optionsTableMarkdown()), 'README table equals optionsTableMarkdown() from lib/options.ts')
   for (const key of Object.keys(RegistryOptionsSchema.properties)) {
     t.match(readme, `| \`${key}\` |`, `README row for ${key}`)
   }
