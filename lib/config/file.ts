@@ -25,12 +25,12 @@ export const FILE_AUTH_PROVIDERS = ['htpasswd', 'token'] as const
 /** Children of `storage` that are settings, not drivers. */
 const STORAGE_SETTINGS = new Set(['delete', 'redirect', 'maintenance', 'cache', 'tag'])
 
-/** Keys whose silent omission would weaken security: refused rather than ignored. */
-const REFUSED: Record<string, string> = {
-  'http.tls.clientcas': 'client certificate checks are not supported; terminate TLS in a proxy that checks them',
-  'http.tls.clientauth': 'client certificate checks are not supported; terminate TLS in a proxy that checks them',
-  'auth.token.autoredirect': 'not supported; give the token service\'s realm'
-}
+/** Keys whose silent omission would weaken security: refused rather than ignored. A Map: the keys come from the file. */
+const REFUSED = new Map([
+  ['http.tls.clientcas', 'client certificate checks are not supported; terminate TLS in a proxy that checks them'],
+  ['http.tls.clientauth', 'client certificate checks are not supported; terminate TLS in a proxy that checks them'],
+  ['auth.token.autoredirect', 'not supported; give the token service\'s realm']
+])
 
 const Duration = Type.String({ pattern: DURATION_PATTERN })
 const Strings = Type.Array(Type.String())
@@ -164,7 +164,7 @@ export function readConfigFile (text: string, knownKeys: ReadonlySet<string>, na
   const walk = (mapping: Mapping, prefix: string): void => {
     for (const [child, value] of Object.entries(mapping)) {
       const path = prefix === '' ? child : `${prefix}.${child}`
-      const refusal = REFUSED[path]
+      const refusal = REFUSED.get(path)
       if (refusal !== undefined) throw new ConfigError(`${path}: ${refusal}`)
       const section = sectionKeys.get(path)
       if (section !== undefined) {

@@ -184,6 +184,13 @@ auth:
   t.equal(withFile('').notices, undefined, 'and warns about nothing')
 })
 
+t.test('keys named like built-in properties are unknown keys, nothing more', async (t) => {
+  const config = withFile('constructor: 1\n__proto__:\n  delete:\n    enabled: true\ntoString:\n  x: 1\nstorage:\n  filesystem:\n    constructor: x\n')
+  t.same(config.notices?.unsupported, ['constructor', '__proto__', 'toString', 'storage.filesystem.constructor'])
+  t.equal(config.registry.delete, false)
+  t.throws(() => withFile('storage:\n  constructor:\n'), new ConfigError("storage: unknown driver 'constructor' (inmemory, filesystem, s3)"))
+})
+
 t.test("a missing value takes distribution's default", async (t) => {
   t.same(withFile('storage:\n  filesystem:\n').registry.storage, { driver: 'filesystem', root: '/var/lib/registry' })
   t.same(withFile('version: 0.1\n').registry.storage, { driver: 'filesystem', root: '/srv/registry/data' }, 'our default without a storage section')
