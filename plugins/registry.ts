@@ -110,3 +110,5 @@ export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
+export type { RegistryEvent, RegistryEventMap, RegistryEventType, EventOrigin, EventListener, ListenOptions } from '../lib/events.js'
+export type { RepositoryChange, ChangeAction, PolicyHook } from '../lib/policies.js'
