@@ -1,20 +1,21 @@
 /**
- * The example server: the registry plugin on a bare Fastify instance, configured from flags and
- * environment variables (see config.ts, or run with --help). With `--workers N` a primary
- * process forks N workers sharing the port through node:cluster.
+ * The example server: the registry plugin on a bare Fastify instance, configured from flags,
+ * environment variables and a config file (see config.ts, or run with --help). With `--workers N`
+ * a primary process forks N workers sharing the port through node:cluster.
  */
 
 import cluster, { type Worker } from 'node:cluster'
 import type { EventEmitter } from 'node:events'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { readFileSync, realpathSync } from 'node:fs'
+import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
 import registry, { type RegistryOptions } from '../plugins/registry.js'
 import type { AclDocument } from '../lib/auth/acl.js'
-import { ConfigError, helpText, parseConfig, wantsHelp, type LogLevel, type ServerConfig } from './config.js'
+import { ConfigError, DEFAULT_TIMEOUTS, helpText, noticeText, parseConfig, wantsHelp, type LogLevel, type ServerConfig, type Timeouts } from './config.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
@@ -36,23 +37,42 @@ export function loggerOptions (level: LogLevel, pretty: boolean = prettyAvailabl
     : { level }
 }
 
-/** HTTPS (and HTTP/2 with HTTP/1.1 beside it) options of Fastify, from the certificate and key files. */
-function serverOptions (tls: ServerConfig['tls']): Record<string, unknown> {
-  if (tls === undefined) return {}
-  const https = { cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }
-  return tls.http2 ? { http2: true, https: { ...https, allowHTTP1: true } } : { https }
+/**
+ * Options of Node's server for the timeouts. Node checks the headers and request deadlines on a
+ * timer (30 s by default): it runs often enough here for a short header timeout to hold.
+ */
+function timeoutServerOptions (timeouts: Timeouts): Record<string, number> {
+  return {
+    headersTimeout: timeouts.headerMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(timeouts.headerMs / 4)))
+  }
+}
+
+/** HTTPS (and HTTP/2 with HTTP/1.1 beside it) and timeout options of Fastify. */
+function serverOptions (tls: ServerConfig['tls'], timeouts: Timeouts): Record<string, unknown> {
+  const node = timeoutServerOptions(timeouts)
+  const fastify = {
+    // Idle means no byte either way: every byte read or written restarts it, so a slow but
+    // progressing upload or download is never cut, while a stalled one is closed.
+    connectionTimeout: timeouts.idleMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    requestTimeout: timeouts.requestMs
+  }
+  if (tls === undefined) return { ...fastify, http: node }
+  const https = { cert: readFileSync(tls.certificate), key: readFileSync(tls.key), ...node }
+  return tls.http2 ? { ...fastify, http2: true, https: { ...https, allowHTTP1: true } } : { ...fastify, https }
 }
 
 /**
  * The Fastify instance with the registry registered (and the bundled token service, when token
  * mode runs it), not listening. `logger` replaces the logger options (tests capture the log).
  */
-export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
+export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService' | 'timeouts'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
   const app = Fastify({
     logger: logger ?? loggerOptions(config.logLevel),
     // On close, drop keep-alive connections that are idle but let requests in flight finish.
     forceCloseConnections: 'idle',
-    ...serverOptions(config.tls)
+    ...serverOptions(config.tls, config.timeouts ?? DEFAULT_TIMEOUTS)
   }) as unknown as FastifyInstance
   let options: RegistryOptions = config.registry
   const bundled = config.tokenService
@@ -71,6 +91,37 @@ export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' 
   }
   app.register(registry, options)
   return app
+}
+
+/**
+ * Checks that the filesystem storage root can be written (creating it if needed), so that a bad
+ * root fails at start rather than with a 500 at the first push. Returns the problem, if any.
+ */
+export function storageRootProblem (storage: ServerConfig['registry']['storage']): string | undefined {
+  if (storage === undefined || !('driver' in storage) || storage.driver !== 'filesystem') return undefined
+  const probe = join(storage.root, `.write-check-${process.pid}`)
+  try {
+    mkdirSync(storage.root, { recursive: true })
+    writeFileSync(probe, '')
+    rmSync(probe)
+    return undefined
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const reason = code === 'ENOTDIR' || code === 'EEXIST'
+      ? 'a part of the path is a file, not a directory'
+      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'permission denied or read-only file system' : (error as Error).message
+    return `cannot write the storage root ${storage.root}: ${reason} (${code ?? 'error'})`
+  }
+}
+
+/** Fails the start (exit 1) when the storage root cannot be written; logs the config file's one warning. */
+function checkAtStart (config: ServerConfig, log: { fatal: (facts: object, message: string) => void, warn: (facts: object, message: string) => void }): void {
+  const problem = storageRootProblem(config.registry.storage)
+  if (problem !== undefined) {
+    log.fatal({}, problem)
+    process.exit(1)
+  }
+  if (config.notices !== undefined) log.warn({ configFile: config.configFile, ...config.notices }, noticeText(config.notices))
 }
 
 export interface SignalOptions {
@@ -121,6 +172,8 @@ export function handleSignals (app: FastifyInstance, options: SignalOptions = {}
 /** Builds, installs signal handlers and listens; exits 1 when the server cannot start. */
 export async function serve (config: ServerConfig): Promise<FastifyInstance> {
   const app = buildServer(config)
+  // A cluster's primary has checked and warned already.
+  if (!cluster.isWorker) checkAtStart(config, app.log)
   handleSignals(app, { forceOnRepeat: !cluster.isWorker })
   try {
     await app.listen({
@@ -195,6 +248,7 @@ function runPrimary (config: ServerConfig): void {
     })
   }
 
+  checkAtStart(config, log)
   log.info({ workers: config.workers }, 'starting workers')
   for (let i = 0; i < config.workers; i++) fork()
 }

@@ -68,8 +68,9 @@ export class ServerProcess {
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   private readonly events = new EventEmitter()
 
-  constructor (args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [...loaderArgs(), serverScript, ...args], {
+  /** `script` is examples/server.ts unless another entry point (such as the command line's) is given. */
+  constructor (args: string[], env: Record<string, string> = {}, script: string = serverScript) {
+    this.child = spawn(process.execPath, [...loaderArgs(), script, ...args], {
       cwd: root,
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe']
@@ -118,8 +119,8 @@ export class ServerProcess {
 export const isListening = (line: LogLine): boolean => line.msg.startsWith('registry listening at ')
 export const urlOf = (line: LogLine): string => line.msg.slice('registry listening at '.length)
 
-export function start (t: Test, args: string[], env: Record<string, string> = {}): ServerProcess {
-  const server = new ServerProcess(args, env)
+export function start (t: Test, args: string[], env: Record<string, string> = {}, script?: string): ServerProcess {
+  const server = new ServerProcess(args, env, script)
   t.teardown(() => server.kill())
   return server
 }

@@ -164,7 +164,11 @@ t.test('token auth with the bundled token service, over TLS, with skopeo', { tim
     'alice got a push token from the bundled service')
   t.match(logs, /"user":"bob","access":\[\{"type":"repository","name":"app","actions":\["pull"\]\}\],"msg":"token issued"/,
     'bob asked for push and got only pull')
-  t.match(logs, /"msg":"blob mounted"/, 'skopeo mounted the layer from app, which alice may pull')
+  // A mount is a POST with ?mount=&from= answered 201 (a refused one starts an upload: 202).
+  const lines = logs.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { msg: string, reqId?: string, req?: { method: string, url: string }, res?: { statusCode: number } })
+  const mounts = new Set(lines.filter((line) => line.msg === 'incoming request' && line.req?.method === 'POST' && /[?&]mount=/.test(line.req.url) && /[?&]from=app(&|$)/.test(line.req.url)).map((line) => line.reqId))
+  t.ok(lines.some((line) => line.msg === 'request completed' && mounts.has(line.reqId) && line.res?.statusCode === 201),
+    'skopeo mounted the layer from app, which alice may pull')
   for (const secret of [...Object.values(passwords), Buffer.from(`alice:${passwords.alice}`).toString('base64'), Buffer.from(`bob:${passwords.bob}`).toString('base64')]) {
     t.notOk(logs.includes(secret), 'no credentials in the log')
   }

@@ -85,7 +85,17 @@ t.test('every flag is in the table and parses', async (t) => {
     '--s3-storage-class': 'STANDARD',
     '--s3-encrypt': 'true',
     '--s3-kms-key-id': 'key',
-    '--s3-redirect': 'true'
+    '--s3-redirect': 'true',
+    '--config': 'registry.yml',
+    '--read-only': 'true',
+    '--relative-urls': 'true',
+    '--upload-purging': 'false',
+    '--upload-purging-age': '72h',
+    '--upload-purging-interval': '1h',
+    '--header-timeout': '30s',
+    '--idle-timeout': '2m',
+    '--keep-alive-timeout': '5s',
+    '--request-timeout': '0'
   }
   // Settings that only make sense with others.
   const companions: Record<string, string[]> = {
@@ -105,9 +115,10 @@ t.test('every flag is in the table and parses', async (t) => {
     '--s3-access-key': ['--s3-secret-key=s'],
     '--s3-secret-key': ['--s3-access-key=a']
   }
-  t.same(CONFIG_OPTIONS.map((option) => option.flag).sort(), Object.keys(sample).sort())
+  t.same(CONFIG_OPTIONS.flatMap((option) => option.flag ?? []).sort(), Object.keys(sample).sort())
   for (const [flag, value] of Object.entries(sample)) {
-    if (flag === '--root') continue
+    // --config reads a file: see config-file.test.ts.
+    if (flag === '--root' || flag === '--config') continue
     // s3 settings go with s3 storage.
     const s3 = flag.startsWith('--s3-') ? ['--storage=s3', '--s3-bucket=b'] : []
     t.doesNotThrow(() => parse([...s3, `${flag}=${value}`, ...(companions[flag] ?? [])]), flag)
@@ -334,9 +345,10 @@ t.test('--help', async (t) => {
   t.doesNotThrow(() => parse(['--help']), 'parseConfig accepts --help alongside other flags')
   const help = helpText()
   for (const option of CONFIG_OPTIONS) {
-    t.match(help, option.flag, `help mentions ${option.flag}`)
-    for (const name of envNames(option)) t.match(help, name, `help mentions ${name}`)
-    t.match(help, `default: ${option.default}`, `help shows the default of ${option.flag}`)
+    const name = option.flag ?? option.file ?? option.key
+    t.match(help, name, `help mentions ${name}`)
+    for (const variable of envNames(option)) t.match(help, variable, `help mentions ${variable}`)
+    t.match(help, `default: ${option.default}`, `help shows the default of ${name}`)
   }
   t.match(help, '--help')
 })

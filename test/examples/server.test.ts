@@ -70,7 +70,7 @@ t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 
 t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', { timeout }, async (t) => {
   const help = start(t, ['--help'])
   t.same(await help.exited, { code: 0, signal: null })
-  for (const option of CONFIG_OPTIONS) t.match(help.stdout, option.flag)
+  for (const option of CONFIG_OPTIONS) t.match(help.stdout, option.flag ?? option.file ?? option.key)
 
   const bad = start(t, ['--storage', 'gcs'])
   t.same(await bad.exited, { code: 2, signal: null })
