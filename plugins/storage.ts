@@ -66,6 +66,7 @@ async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): P
     cache: await createCache(options.cache, app.log),
     deleteEnabled: options.delete,
     mountWithoutFrom: options.mountWithoutFrom,
+    readOnly: options.readOnly,
     maxTagsPerRequest: options.maxTagsPerRequest,
     ...(options.schema1 === 'verify' ? { schema1: schema1Verifier } : {})
   })

@@ -190,3 +190,13 @@ t.test('a manifest naming many missing blobs is refused after a bounded amount o
   t.ok(response.body.length < 4096, `the error body stays small (${response.body.length} bytes)`)
   t.ok(stats < 100, `storage was asked ${stats} times, not once per layer`)
 })
+
+t.test('the readOnly option starts the registry in read-only mode', async (t) => {
+  const app = await build(t, 'inmemory', { readOnly: true })
+  const refused = await app.inject({ method: 'POST', url: urls.blobUpload('ro/option') })
+  t.equal(refused.statusCode, 405)
+  t.equal(errorCode(refused.body), 'UNSUPPORTED')
+  t.equal((await app.inject({ url: '/v2/' })).statusCode, 200, 'reads go on')
+  app.ociRegistry.readOnly = false
+  t.equal((await app.inject({ method: 'POST', url: urls.blobUpload('ro/option') })).statusCode, 202, 'and it can be switched off at run time')
+})
