@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ResolvedOptions, StorageOptions } from '../lib/options.js'
 import type { StorageDriver } from '../lib/storage/driver.js'
+import { wrapDriver, type StorageBase } from '../lib/storage/base.js'
 import { Registry } from '../lib/storage/registry.js'
 import { InMemoryDriver } from '../lib/storage/drivers/inmemory.js'
 import { FilesystemDriver } from '../lib/storage/drivers/filesystem.js'
@@ -23,18 +24,18 @@ declare module 'fastify' {
 }
 
 /**
- * Builds the configured driver (or takes the one the host built). The S3 SDK and the Redis
- * client are loaded only when configured: a registry without them starts faster.
+ * Builds the configured driver (or takes the one the host built), behind the storage base layer.
+ * The S3 SDK and the Redis client are loaded only when configured: a registry without them starts faster.
  */
-export async function createDriver (storage: StorageOptions | StorageDriver, log?: S3DriverLogger): Promise<StorageDriver> {
-  if (!('driver' in storage) || typeof storage.driver !== 'string') return storage as StorageDriver
+export async function createDriver (storage: StorageOptions | StorageDriver, log?: S3DriverLogger): Promise<StorageBase> {
+  if (!('driver' in storage) || typeof storage.driver !== 'string') return wrapDriver(storage as StorageDriver)
   switch (storage.driver) {
-    case 'inmemory': return new InMemoryDriver()
-    case 'filesystem': return new FilesystemDriver({ root: storage.root })
+    case 'inmemory': return wrapDriver(new InMemoryDriver())
+    case 'filesystem': return wrapDriver(new FilesystemDriver({ root: storage.root }))
     case 's3': {
       const { driver: _driver, ...options } = storage
       const { S3Driver } = await import('../lib/storage/drivers/s3.js')
-      return new S3Driver({ ...options, ...(log === undefined ? {} : { log }) })
+      return wrapDriver(new S3Driver({ ...options, ...(log === undefined ? {} : { log }) }))
     }
   }
 }

@@ -7,6 +7,9 @@
  * emptied directory lingers after a delete or move differs between drivers (a file system
  * keeps it, an object store cannot), so callers must not rely on either. The root `/` always
  * exists and is a directory: deleting or moving it is an InvalidPathError.
+ *
+ * Drivers trust the paths they get: `StorageBase` (./base.ts) validates every path once before a
+ * driver sees it, and `createDriver` puts every driver behind it. Use a driver through it.
  */
 
 import type { Readable } from 'node:stream'
@@ -104,6 +107,12 @@ export interface StorageDriver {
   walk (path: string): AsyncIterable<FileInfo>
   /** A URL a client can fetch the file from directly, when the driver offers one. */
   redirectURL? (path: string): Promise<string | undefined>
+  /**
+   * Removes the driver's own temporary files below a directory (those of atomic writes cut short
+   * by a crash) last changed before `olderThan`; resolves to how many it removed, 0 when the
+   * directory is absent. Only drivers that write aside have it; such files are never listed.
+   */
+  removeTemporaryFiles? (path: string, olderThan: Date): Promise<number>
   /** Releases resources (connections, handles). */
   close? (): Promise<void>
 }
@@ -171,15 +180,16 @@ export function isValidSegment (name: string): boolean {
   return segmentRegex.test(name) && name !== '.' && name !== '..'
 }
 
+/** One or more `/segment`s; `.` and `..` segments are refused apart (one test each, no split). */
+const pathRegex = /^(?:\/[A-Za-z0-9._-]+)+$/
+const dotSegmentRegex = /\/\.\.?(?:\/|$)/
+
 /**
  * Paths are absolute, slash-separated, with segments of letters, digits, `.`, `_` and `-`;
  * no empty segments, no trailing slash, no `.` or `..` segments. `/` alone is the root.
  */
 export function isValidPath (path: string): boolean {
-  if (path === '/') return true
-  if (!path.startsWith('/') || path.endsWith('/')) return false
-  const segments = path.slice(1).split('/')
-  return segments.every(isValidSegment)
+  return path === '/' || (pathRegex.test(path) && !dotSegmentRegex.test(path))
 }
 
 /** Throws InvalidPathError unless the path is valid. */

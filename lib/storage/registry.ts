@@ -8,7 +8,7 @@ import { RegistryError } from '../errors.js'
 import { assertName, isValidName } from '../reference.js'
 import { compareLexically } from '../paging.js'
 import { childNames, type StorageDriver } from './driver.js'
-import { pathFor } from './paths.js'
+import { ROOT, pathFor } from './paths.js'
 import { BlobStore } from './blobs.js'
 import { UploadSessions } from './uploads.js'
 import type { Schema1Verifier } from './manifests.js'
@@ -124,6 +124,8 @@ export class Registry {
         }
       }
     }
+    // Temporary files of atomic writes cut short by a crash, as old as the uploads purged.
+    await this.driver.removeTemporaryFiles?.(ROOT, olderThan)
     return purged
   }
 

@@ -2,7 +2,8 @@
  * The one test suite every storage driver runs unchanged. Case names follow CNCF distribution's
  * driver test suites where there is a counterpart. Each case works below its own random prefix,
  * which is deleted afterwards and checked gone, so a driver can be tested against a store that
- * holds other data.
+ * holds other data. The driver runs behind the storage base layer, as the registry runs it (drivers
+ * trust their paths: the base layer validates them), and the base layer's own cases run on it.
  */
 
 import { createHash, randomBytes } from 'node:crypto'
@@ -17,6 +18,7 @@ import {
   type FileInfo,
   type StorageDriver
 } from '../../lib/storage/driver.js'
+import { StorageBase, wrapDriver, type StorageActionEvent } from '../../lib/storage/base.js'
 
 export interface DriverSuiteOptions {
   /** The driver keeps file contents in process memory: the large file case skips its memory check. */
@@ -26,6 +28,7 @@ export interface DriverSuiteOptions {
 }
 
 export interface DriverUnderTest {
+  /** The bare driver: the suite puts it behind the base layer. */
   driver: StorageDriver
   /** Called once the suite is done, after the driver's own `close`. */
   cleanup?: () => Promise<void>
@@ -75,7 +78,8 @@ export function driverSuite (
   options: DriverSuiteOptions = {}
 ): Promise<unknown> {
   return t.test(`${name} storage driver`, async (t) => {
-    const { driver, cleanup } = await make()
+    const { driver: bare, cleanup } = await make()
+    const driver = wrapDriver(bare)
     t.teardown(async () => {
       await driver.close?.()
       await cleanup?.()
@@ -628,6 +632,111 @@ export function driverSuite (
         }
       })
     }
+
+    /** The bare driver with every call it gets counted, behind a base layer of its own. */
+    function counted (): { base: StorageBase, calls: string[] } {
+      const calls: string[] = []
+      const spy = new Proxy(bare, {
+        get (target, property) {
+          const value: unknown = Reflect.get(target, property, target)
+          if (typeof value !== 'function') return value
+          return (...args: unknown[]) => {
+            calls.push(String(property))
+            return (value as (...args: unknown[]) => unknown).apply(target, args)
+          }
+        }
+      })
+      return { base: new StorageBase(spy), calls }
+    }
+
+    scenario('base layer: invalid paths never reach the driver', async (t, prefix) => {
+      const { base, calls } = counted()
+      const valid = `${prefix}/valid`
+      await driver.putContent(valid, 'kept')
+      const events: StorageActionEvent[] = []
+      base.observe((event) => events.push(event))
+      for (const path of ['', 'a', '/a/../b', '/a//b', '/a/', '/a b', '/a\0b', '/.tmp~0123456789abcdef']) {
+        await rejectsWith(t, () => base.getContent(path), InvalidPathError, `getContent ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => base.putContent(path, 'x'), InvalidPathError, `putContent ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => base.writer(path, false), InvalidPathError, `writer ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => base.move(valid, path), InvalidPathError, `move to ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => base.move(path, valid), InvalidPathError, `move from ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => collect(base.walk(path)), InvalidPathError, `walk ${JSON.stringify(path)}`)
+        await rejectsWith(t, () => base.removeTemporaryFiles(path, new Date()), InvalidPathError, `removeTemporaryFiles ${JSON.stringify(path)}`)
+      }
+      t.same(calls, [], 'the driver was not called')
+      t.equal(events.length, 8 * 7, 'each refusal is reported')
+      t.ok(events.every((event) => event.error instanceof InvalidPathError && event.driver === bare.name), 'as a failure of the driver')
+      t.equal((await driver.getContent(valid)).toString(), 'kept', 'the valid file is untouched')
+    })
+
+    scenario('base layer: foreign errors are normalised, driver errors kept', async (t, prefix) => {
+      const foreign = new Error('disk on fire')
+      const failing = new StorageBase(new Proxy(bare, {
+        get (target, property) {
+          if (property === 'stat') return async () => { throw foreign }
+          if (property === 'list') return () => { throw foreign }
+          const value: unknown = Reflect.get(target, property, target)
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+        }
+      }))
+      for (const [action, run] of [['stat', () => failing.stat(`${prefix}/x`)], ['list', () => failing.list(`${prefix}/x`)]] as const) {
+        try {
+          await run()
+          t.fail(`${action} resolved`)
+        } catch (error) {
+          t.ok(error instanceof StorageDriverError, `a rejected ${action} gives a driver error`)
+          t.match(error, { driver: bare.name, path: `${prefix}/x`, cause: foreign }, 'naming the driver and the path, with the cause')
+          t.notOk(error instanceof PathNotFoundError, 'not a missing path')
+        }
+      }
+      try {
+        await driver.getContent(`${prefix}/missing`)
+        t.fail('resolved')
+      } catch (error) {
+        t.ok(error instanceof PathNotFoundError, 'a missing path stays PathNotFoundError')
+        t.match(error, { driver: bare.name, path: `${prefix}/missing` })
+      }
+    })
+
+    scenario('base layer: every action is timed, per driver', async (t, prefix) => {
+      const events: StorageActionEvent[] = []
+      const stop = driver.observe((event) => events.push(event))
+      try {
+        await driver.putContent(`${prefix}/a`, 'a')
+        await driver.getContent(`${prefix}/a`)
+        await readAll(await driver.reader(`${prefix}/a`))
+        await driver.stat(`${prefix}/a`)
+        await driver.list(prefix)
+        await collect(driver.walk(prefix))
+        await driver.move(`${prefix}/a`, `${prefix}/b`)
+        await driver.redirectURL(`${prefix}/b`)
+        const writer = await driver.writer(`${prefix}/c`, false)
+        await writer.write(Buffer.from('c'))
+        await writer.commit()
+        const cancelled = await driver.writer(`${prefix}/d`, false)
+        await cancelled.cancel()
+        await driver.delete(`${prefix}/b`)
+        await driver.stat(`${prefix}/b`).catch(() => {})
+        await collect(driver.walk(`${prefix}/missing`)).catch(() => {})
+        await cancelled.write(Buffer.from('late')).catch(() => {})
+      } finally {
+        stop()
+      }
+      const seen = events.map((event) => `${event.action}${event.error === undefined ? '' : ' (failed)'}`)
+      t.same(seen, [
+        'put_content', 'get_content', 'reader', 'stat', 'list', 'walk', 'move', 'redirect_url',
+        'writer', 'writer_write', 'writer_commit', 'writer', 'writer_cancel', 'delete',
+        'stat (failed)', 'walk (failed)', 'writer_write (failed)'
+      ], 'each action in order, failures marked')
+      t.ok(events.every((event) => event.driver === bare.name && Number.isFinite(event.seconds) && event.seconds >= 0),
+        'each with the driver name and its duration')
+      t.ok(events[14]?.error instanceof PathNotFoundError, 'a failure carries its error')
+
+      const count = events.length
+      await driver.stat(`${prefix}/c`)
+      t.equal(events.length, count, 'a removed observer hears no more')
+    })
 
     t.test('leaves nothing behind', async (t) => {
       const top = await driver.list('/')

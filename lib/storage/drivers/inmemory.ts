@@ -1,7 +1,8 @@
 /**
  * A storage driver holding everything in process memory: for tests and throwaway registries.
  * Files are trees of nodes; a file's bytes are a list of chunks, so that a file larger than the
- * biggest Buffer works and appending never copies what is already stored.
+ * biggest Buffer works and appending never copies what is already stored. Paths are trusted:
+ * the storage base layer validates them.
  */
 
 import { Readable } from 'node:stream'
@@ -9,13 +10,13 @@ import {
   InvalidPathError,
   PathNotFoundError,
   StorageDriverError,
-  assertPath,
   readRange,
   type FileInfo,
   type FileWriter,
   type ReadOptions,
   type StorageDriver
 } from '../driver.js'
+import { LifecycleWriter } from '../writer-lifecycle.js'
 
 interface FileNode {
   kind: 'file'
@@ -85,7 +86,6 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   async putContent (path: string, content: Uint8Array | string): Promise<void> {
-    assertPath(this.name, path)
     // A fresh node: readers of the old one keep reading the old content whole.
     const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content)
     this.place(path, { kind: 'file', chunks: bytes.length > 0 ? [bytes] : [], size: bytes.length, modTime: new Date(), version: nextVersion() })
@@ -124,14 +124,12 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   async writer (path: string, append: boolean): Promise<FileWriter> {
-    assertPath(this.name, path)
     const file: FileNode = append ? this.file(path) : { kind: 'file', chunks: [], size: 0, modTime: new Date(), version: nextVersion() }
     if (!append) this.place(path, file)
     return new InMemoryWriter(path, file, () => this.discard(path, file))
   }
 
   async stat (path: string): Promise<FileInfo> {
-    assertPath(this.name, path)
     const node = this.lookup(path)
     if (node === undefined) throw new PathNotFoundError(this.name, path)
     return infoOf(path, node)
@@ -143,8 +141,6 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   async move (sourcePath: string, destPath: string): Promise<void> {
-    assertPath(this.name, sourcePath)
-    assertPath(this.name, destPath)
     if (sourcePath === '/') throw new InvalidPathError(this.name, sourcePath)
     if (destPath === '/') throw new InvalidPathError(this.name, destPath)
     const source = this.file(sourcePath)
@@ -158,7 +154,6 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   async delete (path: string): Promise<void> {
-    assertPath(this.name, path)
     if (path === '/') throw new InvalidPathError(this.name, path)
     const node = this.lookup(path)
     if (node === undefined) throw new PathNotFoundError(this.name, path)
@@ -189,14 +184,12 @@ export class InMemoryDriver implements StorageDriver {
   }
 
   private file (path: string): FileNode {
-    assertPath(this.name, path)
     const node = this.lookup(path)
     if (node === undefined || node.kind !== 'file') throw new PathNotFoundError(this.name, path)
     return node
   }
 
   private dir (path: string): DirNode {
-    assertPath(this.name, path)
     const node = this.lookup(path)
     if (node === undefined || node.kind !== 'dir') throw new PathNotFoundError(this.name, path)
     return node
@@ -286,23 +279,20 @@ function * walkDir (path: string, dir: DirNode): Generator<FileInfo> {
   }
 }
 
-type WriterState = 'open' | 'committed' | 'closed' | 'cancelled'
-
-class InMemoryWriter implements FileWriter {
-  private state: WriterState = 'open'
-
+class InMemoryWriter extends LifecycleWriter {
   constructor (
-    private readonly path: string,
+    path: string,
     private readonly file: FileNode,
     private readonly discard: () => void
-  ) {}
+  ) {
+    super(NAME, path)
+  }
 
   get size (): number {
     return this.file.size
   }
 
-  async write (chunk: Uint8Array): Promise<void> {
-    this.assertOpen()
+  protected async writeChunk (chunk: Uint8Array): Promise<void> {
     if (chunk.byteLength === 0) return
     const chunks = this.file.chunks
     const last = chunks.at(-1)
@@ -317,23 +307,12 @@ class InMemoryWriter implements FileWriter {
     this.file.version = nextVersion()
   }
 
-  async commit (): Promise<void> {
-    this.assertOpen()
-    this.state = 'committed'
-  }
+  // Every write is visible at once: committing or closing has nothing left to do.
+  protected async commitFile (): Promise<void> {}
 
-  async close (): Promise<void> {
-    if (this.state === 'open') this.state = 'closed'
-  }
+  protected async closeFile (): Promise<void> {}
 
-  async cancel (): Promise<void> {
-    if (this.state === 'cancelled') return
-    if (this.state !== 'open') throw new StorageDriverError(NAME, this.path, `writer already ${this.state}`)
-    this.state = 'cancelled'
+  protected async discardFile (): Promise<void> {
     this.discard()
-  }
-
-  private assertOpen (): void {
-    if (this.state !== 'open') throw new StorageDriverError(NAME, this.path, `writer already ${this.state}`)
   }
 }
