@@ -3,16 +3,17 @@
  * test/swift.ts): the driver suite every driver runs, then the S3 semantics the driver relies on,
  * at scale: listings with a delimiter at several depths over more than 1,000 keys and 1,000
  * common prefixes, multipart uploads and server-side part copies, ranged reads, multi-object
- * deletes (with Content-MD5) past one batch, presigned URLs.
+ * deletes (with Content-MD5) past one batch, presigned URLs, and a region of the service's own.
  */
 
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { StorageDriverError } from '../../lib/storage/driver.js'
 import { S3Driver, type S3DriverOptions } from '../../lib/storage/drivers/s3.js'
 import { driverSuite } from '../storage/driver-suite.js'
-import { sharedSwift } from '../swift.js'
+import { sharedSwift, startSwift } from '../swift.js'
 
 const MiB = 1024 * 1024
 
@@ -143,4 +144,24 @@ t.test('presigned URLs serve the object, with its expiry', async (t) => {
   const ranged = await fetch(url, { headers: { range: 'bytes=10-19' } })
   t.equal(ranged.status, 206)
   t.ok(Buffer.from(await ranged.arrayBuffer()).equals(content.subarray(10, 20)), 'and a range of it')
+})
+
+t.test('a region that is not AWS\'s: requests are signed for the service\'s own', async (t) => {
+  const other = await startSwift(t, { location: 'RegionOne' })
+  const driver = new S3Driver(other.driverOptions(await other.createBucket()))
+  t.teardown(() => driver.close())
+  t.equal(other.location, 'RegionOne')
+  await driver.putContent('/a/b', 'in RegionOne')
+  t.equal((await driver.getContent('/a/b')).toString(), 'in RegionOne')
+  t.same(await driver.list('/a'), ['/a/b'])
+  const presigned = new S3Driver(other.driverOptions(driver.bucket, { redirect: true }))
+  t.teardown(() => presigned.close())
+  const response = await fetch(await presigned.redirectURL('/a/b') as string)
+  t.equal(await response.text(), 'in RegionOne', 'a presigned URL signed for the region')
+  await driver.delete('/a')
+
+  const wrong = new S3Driver(other.driverOptions(driver.bucket, { region: 'us-east-1', maxAttempts: 1 }))
+  t.teardown(() => wrong.close())
+  const refused = await wrong.putContent('/c', 'x').catch((error: unknown) => error)
+  t.ok(refused instanceof StorageDriverError, `signed for another region, a request is refused: ${String(refused)}`)
 })
