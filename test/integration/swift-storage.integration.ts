@@ -9,7 +9,7 @@
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { StorageDriverError } from '../../lib/storage/driver.js'
 import { S3Driver, type S3DriverOptions } from '../../lib/storage/drivers/s3.js'
 import { driverSuite } from '../storage/driver-suite.js'
@@ -164,4 +164,23 @@ t.test('a region that is not AWS\'s: requests are signed for the service\'s own'
   t.teardown(() => wrong.close())
   const refused = await wrong.putContent('/c', 'x').catch((error: unknown) => error)
   t.ok(refused instanceof StorageDriverError, `signed for another region, a request is refused: ${String(refused)}`)
+})
+
+t.test('multipart uploads a dead process left are purged (Swift has no lifecycle rules)', async (t) => {
+  const driver = await driverOn({ rootDirectory: 'root' })
+  const outsideRoot = new S3Driver(swift.driverOptions(driver.bucket, { partSize: 5 * MiB }))
+  t.teardown(() => outsideRoot.close())
+  // Writers that filled a part and then were dropped, as by a crash: their uploads stay open
+  // (a write returns once the upload is created and its part is on its way).
+  const writer = await driver.writer('/uploads/data', false)
+  await writer.write(randomBytes(5 * MiB + 1))
+  const outside = await outsideRoot.writer('/data', false)
+  await outside.write(randomBytes(5 * MiB + 1))
+  const open = async (): Promise<string[]> => ((await driver.client.send(new ListMultipartUploadsCommand({ Bucket: driver.bucket }))).Uploads ?? []).map((upload) => upload.Key as string).sort()
+  t.same(await open(), ['data', 'root/uploads/data'], 'two uploads are open')
+  t.equal(await driver.purgeMultipartUploads(new Date(Date.now() - 3_600_000)), 0, 'recent ones are kept')
+  t.equal(await driver.purgeMultipartUploads(new Date(Date.now() + 60_000)), 1, 'an old one below the root is aborted')
+  t.same(await open(), ['data'], 'the one outside the root is not the driver\'s')
+  await outside.cancel()
+  t.same(await open(), [], 'and a cancelled writer aborts its own')
 })

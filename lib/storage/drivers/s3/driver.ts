@@ -262,6 +262,15 @@ export class S3Driver implements StorageDriver {
     if (file === undefined && deleted === 0) throw new PathNotFoundError(this.name, path)
   }
 
+  /**
+   * Aborts the multipart uploads below the root started before `olderThan` (left by processes
+   * that died mid-write); returns how many. Where the bucket has no lifecycle rule
+   * (AbortIncompleteMultipartUpload) to do it, run it now and then, with a margin of a day.
+   */
+  async purgeMultipartUploads (olderThan: Date): Promise<number> {
+    return await this.multipart.purge('/', this.settings.prefix, olderThan)
+  }
+
   async redirectURL (path: string): Promise<string | undefined> {
     if (!this.settings.redirect) return undefined
     return await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), {

@@ -14,6 +14,7 @@ import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart
@@ -102,6 +103,36 @@ export class Multipart {
     } catch (error) {
       this.objects.warn(path, error, 'abort', 'could not abort a multipart upload')
     }
+  }
+
+  /**
+   * Aborts the multipart uploads below `prefix` started before `olderThan`: those of processes
+   * that died mid-write, which nothing else removes on services without lifecycle rules (Swift's
+   * s3api has none). Returns how many it aborted.
+   */
+  async purge (path: string, prefix: string, olderThan: Date): Promise<number> {
+    const { client, bucket } = this.objects
+    let aborted = 0
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    do {
+      const page = await this.objects.send(path, 'list', () => client.send(new ListMultipartUploadsCommand({
+        Bucket: bucket,
+        Prefix: prefix,
+        ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+        ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker })
+      })))
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || upload.Initiated === undefined) continue
+        if (upload.Initiated.getTime() >= olderThan.getTime()) continue
+        await this.objects.send(path, 'abort', () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })))
+        aborted++
+      }
+      const more = page.IsTruncated === true
+      keyMarker = more ? page.NextKeyMarker : undefined
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined
+    } while (keyMarker !== undefined)
+    return aborted
   }
 
   /** Copies `[start, end)` of an object as a part; streams it through when the service cannot copy parts. */
