@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import { startRedis } from './redis.js'
 import { startS3Server } from './s3.js'
 import { tempDir } from './helpers.js'
-import { asOneRegistry, replica } from './replicas.js'
+import { asOneRegistry, dataRemovedBehindTheirBacks, removeFromRoot, replica } from './replicas.js'
 
 // Each case starts its own processes; side by side they would only compete for the two cores.
 t.jobs = 1
@@ -34,6 +34,7 @@ t.test('two replicas on one filesystem root', { timeout }, async (t) => {
   const root = await tempDir(t)
   const [one, two] = await Promise.all([replica(t, ['--delete', '--root', root]), replica(t, ['--delete', '--root', root])])
   await asOneRegistry(t, one, two)
+  await t.test('blob data removed behind their backs', async (t) => { await dataRemovedBehindTheirBacks(t, one, two, removeFromRoot(root)) })
 })
 
 t.test('two replicas on one S3 bucket sharing a Redis cache', { timeout }, async (t) => {
@@ -54,4 +55,5 @@ t.test('two replicas on one filesystem root sharing a Redis cache', { timeout },
   const redis = new Redis(redisUrl)
   t.teardown(() => { redis.disconnect() })
   await asOneRegistry(t, one, two, redis)
+  await t.test('blob data removed behind their backs', async (t) => { await dataRemovedBehindTheirBacks(t, one, two, removeFromRoot(root)) })
 })
