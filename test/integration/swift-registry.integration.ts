@@ -12,9 +12,10 @@ import Fastify from 'fastify'
 import registry from '../../plugins/registry.js'
 import { digestOf } from '../../lib/digest.js'
 import { formatResult, runConformance } from '../../lib/conformance/index.js'
+import { S3Driver } from '../../lib/storage/drivers/s3.js'
 import { s3HttpSuite } from '../http/s3-suite.js'
 import { locationPath, urls } from '../helpers.js'
-import { asOneRegistry, replica } from '../replicas.js'
+import { asOneRegistry, dataRemovedBehindTheirBacks, replica } from '../replicas.js'
 import { sharedSwift, swiftCredentials } from '../swift.js'
 import { requestLog, run, sha256File, startServer, tempDir } from './harness.js'
 import { buildLargeImage } from './oci-layout.js'
@@ -112,4 +113,13 @@ t.test('two replicas on one Swift bucket behave as one registry', { timeout: 600
   const flags = [...await serverFlags(), '--delete', '--s3-root-directory', 'registry']
   const [one, two] = await Promise.all([replica(t, flags), replica(t, flags)])
   await asOneRegistry(t, one, two)
+  const bucket = flags[flags.indexOf('--s3-bucket') + 1] as string
+  const behind = new S3Driver(swift.driverOptions(bucket, { rootDirectory: 'registry' }))
+  t.teardown(() => behind.close())
+  await t.test('blob data removed behind their backs', async (t) => {
+    await dataRemovedBehindTheirBacks(t, one, two, async (digest) => {
+      const hex = digest.slice('sha256:'.length)
+      await behind.delete(`/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}`)
+    })
+  })
 })
