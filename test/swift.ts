@@ -1,8 +1,8 @@
 /**
  * OpenStack Swift with its S3 API (s3api) for tests, "all in one" on 127.0.0.1: one memcached,
  * an account, a container and an object server on one device (a directory of a temporary
- * folder, whose file system must take user xattrs: ext4, xfs and tmpfs do), rings of one
- * replica built with swift-ring-builder, and a proxy whose pipeline has s3api before tempauth.
+ * folder whose file system takes user xattrs, checked), rings of one replica built with
+ * swift-ring-builder, and a proxy whose pipeline has s3api before tempauth.
  * The S3 user is tempauth's `account:user`. Debian packages: swift swift-proxy swift-object
  * swift-container swift-account python3-swift memcached. Everything runs as child processes on
  * free loopback ports, is waited for with real checks (each server's /healthcheck, memcached's
@@ -316,9 +316,29 @@ export class SwiftS3 {
   }
 }
 
+/** Whether a directory's file system takes user xattrs, which Swift's object server stores metadata in. */
+async function takesUserXattrs (dir: string): Promise<boolean> {
+  try {
+    await run('/usr/bin/python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "user.swift-check", b"1")', dir])
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A temporary folder whose file system takes user xattrs: the system's, else /var/tmp (tmpfs before Linux 6.6 does not). */
+async function swiftDirectory (): Promise<string> {
+  for (const parent of [tmpdir(), '/var/tmp']) {
+    const dir = await mkdtemp(join(parent, 'oci-registry-swift-'))
+    if (await takesUserXattrs(dir)) return dir
+    await rm(dir, { recursive: true, force: true })
+  }
+  throw new Error(`no temporary folder takes user xattrs (tried ${tmpdir()} and /var/tmp): Swift cannot store objects`)
+}
+
 /** A Swift of its own for one test, stopped and removed when the test ends. */
 export async function startSwift (t: TestContext, options: SwiftOptions = {}): Promise<SwiftS3> {
-  const directory = await mkdtemp(join(tmpdir(), 'oci-registry-swift-'))
+  const directory = await swiftDirectory()
   const swift = new SwiftS3(directory, options)
   t.teardown(async () => {
     await swift.stop()
@@ -333,7 +353,7 @@ let shared: Promise<SwiftS3> | undefined
 /** One Swift for the whole test process, stopped when the process exits. */
 export async function sharedSwift (): Promise<SwiftS3> {
   shared ??= (async () => {
-    const directory = await mkdtemp(join(tmpdir(), 'oci-registry-swift-'))
+    const directory = await swiftDirectory()
     const swift = new SwiftS3(directory)
     await swift.start()
     process.once('exit', () => { rmSync(directory, { recursive: true, force: true }) })

@@ -22,6 +22,9 @@ import { buildLargeImage } from './oci-layout.js'
 
 const MiB = 1024 * 1024
 
+// Swift's Python servers are slower than s3rver: the whole file may take longer than tap's default.
+t.setTimeout(1_800_000)
+
 const swift = await sharedSwift()
 t.teardown(async () => { await swift.stop() })
 

@@ -17,6 +17,9 @@ import { sharedSwift, startSwift } from '../swift.js'
 
 const MiB = 1024 * 1024
 
+// Swift's Python servers are slower than s3rver: the whole file may take longer than tap's default.
+t.setTimeout(1_800_000)
+
 const swift = await sharedSwift()
 t.teardown(async () => { await swift.stop() })
 t.comment(`Swift s3api at ${swift.endpoint}, processes ${swift.pids.join(' ')}`)
