@@ -49,7 +49,7 @@ t.test('the shipped conformance checks pass on Swift (deletes enabled)', async (
   const report = await runConformance({ url })
   const failures = report.results.filter((result) => result.status !== 'pass').map(formatResult).join('\n\n')
   t.ok(report.summary.total > 100, `${report.summary.total} checks ran`)
-  t.equal(report.summary.failed, 0, `no check failed\n${failures}\n${swift.recentLogs()}`)
+  t.equal(report.summary.failed, 0, report.summary.failed === 0 ? 'no check failed' : `no check failed\n${failures}\n${swift.recentLogs()}`)
   t.equal(report.summary.unsupported, 0, `nothing unsupported\n${failures}`)
 })
 
