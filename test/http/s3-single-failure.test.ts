@@ -16,6 +16,8 @@ import { Registry } from '../../lib/storage/registry.js'
 import { locationPath, s3Storage, urls } from '../helpers.js'
 
 const MiB = 1024 * 1024
+// About 60 failed pushes, each retried: on a loaded machine this file needs more than tap's 600 s.
+t.setTimeout(1_500_000)
 const octet = { 'content-type': 'application/octet-stream' }
 
 /** A driver whose `failAt`-th S3 request (counted from `reset`) fails once. */
