@@ -206,3 +206,44 @@ t.test('options are checked', async (t) => {
   t.equal(driver.minChunkSize, 5 * MiB, 'the registry announces S3\'s smallest part')
   await driver.close()
 })
+
+t.test('a multi-object delete carries Content-MD5, not the SDK\'s CRC32 (which S3-compatible services refuse)', async (t) => {
+  const driver = await driverOn()
+  const sent: Array<Record<string, string>> = []
+  driver.client.middlewareStack.add((next) => async (args) => {
+    const request = args.request as { headers: Record<string, string>, query?: Record<string, unknown> }
+    if (request.query !== undefined && 'delete' in request.query) sent.push({ ...request.headers })
+    return await next(args)
+  }, { step: 'finalizeRequest', name: 'recordDeletes' })
+  await driver.putContent('/d/a', 'a')
+  await driver.putContent('/d/b', 'b')
+  await driver.delete('/d')
+  t.equal(sent.length, 1, 'one DeleteObjects')
+  const headers = sent[0] ?? {}
+  t.match(headers['content-md5'], /^[A-Za-z0-9+/]{22}==$/, 'with Content-MD5')
+  t.same(Object.keys(headers).filter((name) => name.startsWith('x-amz-checksum') || name === 'x-amz-sdk-checksum-algorithm'), [], 'and no x-amz-checksum header')
+  t.same(await rawKeys(driver), [], 'the service accepted it')
+})
+
+t.test('a move whose copy is done succeeds even when deleting the source fails', async (t) => {
+  const warnings: string[] = []
+  const driver = await driverOn({ log: { warn: (_object, message) => { warnings.push(message) } }, maxAttempts: 1 })
+  let refuse = false
+  driver.client.middlewareStack.add((next, context) => async (args) => {
+    if (refuse && context.commandName === 'DeleteObjectsCommand') {
+      throw Object.assign(new Error('refused'), { name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } })
+    }
+    return await next(args)
+  }, { step: 'initialize', name: 'refuseDeletes' })
+  await driver.putContent('/up/data', 'published')
+  refuse = true
+  await driver.move('/up/data', '/blob/data')
+  refuse = false
+  t.equal((await driver.getContent('/blob/data')).toString(), 'published', 'the destination is published')
+  t.equal((await driver.getContent('/up/data')).toString(), 'published', 'the source stays, for its owner to delete')
+  t.same(warnings, ['moved, but could not delete the source'], 'and the failure is logged')
+
+  refuse = true
+  const failed = await driver.move('/missing', '/elsewhere').catch((error: unknown) => error)
+  t.ok(failed instanceof PathNotFoundError, 'a move that cannot copy still fails')
+})
