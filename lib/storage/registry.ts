@@ -8,6 +8,7 @@ import { RegistryError } from '../errors.js'
 import { assertName, isValidName } from '../reference.js'
 import { compareLexically } from '../paging.js'
 import { childNames, type StorageDriver } from './driver.js'
+import { wrapDriver, type StorageBase } from './base.js'
 import { ROOT, pathFor } from './paths.js'
 import { BlobStore } from './blobs.js'
 import { UploadSessions } from './uploads.js'
@@ -51,7 +52,11 @@ export class Registry {
   /** Repositories this process has seen hold something: `repository.created` is not asked of storage again. */
   readonly knownRepositories = new Set<string>()
 
-  constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
+  /** The driver behind the base layer: paths checked, errors normalised, actions timed. */
+  readonly driver: StorageBase
+
+  constructor (driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
+    this.driver = wrapDriver(driver)
     this.cache = options.cache ?? new RegistryCache()
     this.blobs = new BlobStore(driver, this.cache)
     this.deleteEnabled = options.deleteEnabled ?? false
