@@ -4,20 +4,21 @@
  * so the host app is untouched outside `/v2/`.
  *
  * Fastify's router cannot capture a multi-segment name mid-path, so the plugin registers
- * `/v2/` and `/v2/*` and dispatches from the route descriptors: the context hook resolves
- * the route, this dispatcher checks the method, validates query and headers against the
- * descriptor's schemas and calls the route's handler.
+ * `/v2` and `/v2/*` for every method and dispatches from the route descriptors: the context
+ * hook resolves the route (404 or 405 with `Allow` when there is none), this dispatcher
+ * validates path variables, query and headers against the descriptor's schemas and calls the
+ * route's handler with the typed request. Extension routes (`/v2/_oci/...`) go through the
+ * same table, so they get context, access checks, validation, errors and URLs alike.
  */
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
-import { RegistryError } from '../lib/errors.js'
-import { validateInput, type HttpMethod } from '../lib/routes.js'
+import { resolveOptions, type RegistryOptions } from '../lib/options.js'
+import { RouteTable, paramsSchema, routes, validateInput, type HttpMethod, type RouteDescriptor } from '../lib/routes.js'
 import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
-import type { RouteHandler, RouteHandlers } from './routes/types.js'
+import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
 import { uploadHandlers } from './routes/uploads.js'
@@ -25,44 +26,108 @@ import { manifestHandlers } from './routes/manifests.js'
 import { discoveryHandlers } from './routes/discovery.js'
 
 export type { RegistryOptions } from '../lib/options.js'
+export type { ExtensionRoute, RouteHandler, RouteRequest, RouteMethodHandlers } from './routes/types.js'
+export { extensionRoute } from './routes/types.js'
 
-const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE']
+/** The plugin's options: the registry's configuration, plus extension routes. */
+export type RegistryPluginOptions = RegistryOptions & {
+  /** Routes under `/v2/_oci/` served like the spec's (see `extensionRoute`). */
+  extensions?: readonly ExtensionRoute[]
+}
 
-function handlerTable (options: ResolvedOptions): RouteHandlers {
+/** Adds extension routes from a plugin registered inside the registry's context, before it is ready. */
+export interface RegistryRoutes {
+  add: (extension: ExtensionRoute) => void
+  /** Every route served: the spec's and the extensions' (for docs and clients). */
+  readonly routes: readonly RouteDescriptor[]
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ociRegistryRoutes: RegistryRoutes
+  }
+}
+
+/** Every method Fastify routes: a method no route describes still gets the spec's 405 body. */
+function routedMethods (app: FastifyInstance): string[] {
+  return [...app.supportedMethods]
+}
+
+/** The routes and their handlers, looked up by descriptor. */
+class Dispatch {
+  readonly table = new RouteTable()
+  private readonly handlers = new Map<RouteDescriptor, MethodHandlers>()
+  private sealed = false
+
+  add (route: RouteDescriptor, handlers: MethodHandlers, options: { extension?: boolean } = {}): void {
+    if (this.sealed) throw new Error(`route ${route.name}: routes are added before the registry is ready`)
+    const described = Object.keys(route.methods).sort()
+    const handled = Object.keys(handlers).sort()
+    if (described.join() !== handled.join()) {
+      throw new TypeError(`route ${route.name}: handlers for ${handled.join(', ') || 'no method'}, but it describes ${described.join(', ')}`)
+    }
+    this.table.add(route, options)
+    this.handlers.set(route, handlers)
+  }
+
+  seal (): void {
+    this.sealed = true
+  }
+
+  handler (route: RouteDescriptor, method: string): StoredHandler | undefined {
+    const handlers = this.handlers.get(route)
+    return handlers !== undefined && Object.hasOwn(handlers, method) ? handlers[method as HttpMethod] : undefined
+  }
+}
+
+function specHandlers (options: ReturnType<typeof resolveOptions>): Map<RouteDescriptor, MethodHandlers> {
   const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(options), manifestHandlers(options), discoveryHandlers]
-  const merged: RouteHandlers = {}
+  const merged = new Map<RouteDescriptor, MethodHandlers>(routes.map((route) => [route, {}]))
   for (const table of tables) {
-    for (const [route, methods] of Object.entries(table) as Array<[keyof RouteHandlers, Partial<Record<HttpMethod, RouteHandler>>]>) {
-      merged[route] = { ...merged[route], ...methods }
+    for (const route of routes) {
+      const methods: MethodHandlers | undefined = table[route.name as keyof RouteHandlers]
+      if (methods !== undefined) merged.set(route, { ...merged.get(route), ...methods })
     }
   }
   return merged
 }
 
-function dispatcher (handlers: RouteHandlers) {
-  return async function dispatch (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const { route, method } = request.registry
-    if (route === undefined) {
-      throw new RegistryError('UNSUPPORTED', { path: request.url.split('?')[0], reason: 'no such endpoint' }, { statusCode: 404 })
+/**
+ * The one route handler: the context hook has resolved the route and method (or answered
+ * 404/405); validates the request against the descriptor, then calls the route's handler.
+ */
+function dispatcher (dispatch: Dispatch) {
+  return async function dispatchRequest (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const { route, method, vars } = request.registry
+    const handler = route === undefined ? undefined : dispatch.handler(route, request.method)
+    if (route === undefined || method === undefined || handler === undefined) {
+      throw new Error(`no handler for ${request.method} ${request.url}: the context hook resolves routes first`)
     }
-    const handler = handlers[route.name]?.[request.method as HttpMethod]
-    if (method === undefined || handler === undefined) {
-      const allowed = Object.keys(route.methods).filter((name) => handlers[route.name]?.[name as HttpMethod] !== undefined)
-      throw new RegistryError('UNSUPPORTED', { method: request.method, reason: 'method not allowed' }, {
-        statusCode: 405, headers: { Allow: allowed.join(', ') }
-      })
-    }
+    request.params = validateInput(paramsSchema(route, method), vars, 'UNSUPPORTED')
     if (method.query !== undefined) validateInput(method.query, request.query, 'UNSUPPORTED')
     if (method.headers !== undefined) validateInput(method.headers, request.headers, 'UNSUPPORTED')
-    return await handler(request, reply)
+    // The request now has the types the handler's descriptor gives it (checked just above).
+    return await (handler as (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>)(request, reply)
   }
 }
 
-const registry: FastifyPluginAsync<RegistryOptions> = async function registry (app: FastifyInstance, options: RegistryOptions) {
-  const resolved = resolveOptions(options)
+const registry: FastifyPluginAsync<RegistryPluginOptions> = async function registry (app: FastifyInstance, options: RegistryPluginOptions) {
+  const { extensions = [], ...registryOptions } = options
+  const resolved = resolveOptions(registryOptions)
+  const dispatch = new Dispatch()
+  for (const [route, handlers] of specHandlers(resolved)) dispatch.add(route, handlers)
+  for (const extension of extensions) dispatch.add(extension.route, extension.handlers, { extension: true })
+  app.decorate('ociRegistryRoutes', {
+    add: (extension: ExtensionRoute) => dispatch.add(extension.route, extension.handlers, { extension: true }),
+    get routes () { return dispatch.table.routes }
+  })
+  app.addHook('onReady', async function sealRoutes () {
+    dispatch.seal()
+  })
+
   await app.register(errorsPlugin)
   await app.register(storagePlugin, resolved)
-  await app.register(contextPlugin, resolved)
+  await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
 
@@ -72,13 +137,14 @@ const registry: FastifyPluginAsync<RegistryOptions> = async function registry (a
     done(null, payload)
   })
 
-  const dispatch = dispatcher(handlerTable(resolved))
-  app.route({ method: METHODS, url: '/v2', handler: dispatch, exposeHeadRoute: false })
-  app.route({ method: METHODS, url: '/v2/*', handler: dispatch, exposeHeadRoute: false })
+  const handler = dispatcher(dispatch)
+  const methods = routedMethods(app)
+  app.route({ method: methods, url: '/v2', handler, exposeHeadRoute: false })
+  app.route({ method: methods, url: '/v2/*', handler, exposeHeadRoute: false })
 }
 
 export default registry
 export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
-export { routes } from '../lib/routes.js'
+export { routes, defineRoute, EXTENSION_PREFIX } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'

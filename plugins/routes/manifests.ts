@@ -1,13 +1,12 @@
 /** Manifests: PUT with validation and multiple tags, GET and HEAD with ETag, DELETE by digest or tag. */
 
-import type { Static } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../../lib/errors.js'
 import { parseReference } from '../../lib/reference.js'
-import type { schemas } from '../../lib/routes.js'
-import { bodyOf, repositoryOf, varOf, type RouteHandlers } from './types.js'
+import type { routesByName } from '../../lib/routes.js'
+import { bodyOf, repositoryOf, type RouteHandlers, type RouteRequest } from './types.js'
 
-type PutQuery = Static<typeof schemas.manifestPutQuery>
+type ManifestRoute = typeof routesByName.manifest
 
 /** Reads a manifest body, refusing one over `limit` bytes with 413 before reading it all. */
 export async function readLimited (request: FastifyRequest, limit: number): Promise<Buffer> {
@@ -24,9 +23,9 @@ export async function readLimited (request: FastifyRequest, limit: number): Prom
   return Buffer.concat(chunks, size)
 }
 
-async function serveManifest (request: FastifyRequest, reply: FastifyReply, withBody: boolean): Promise<unknown> {
+async function serveManifest (request: RouteRequest<ManifestRoute, 'GET' | 'HEAD'>, reply: FastifyReply, withBody: boolean): Promise<unknown> {
   const repository = repositoryOf(request.registry)
-  const manifest = await repository.manifests.get(parseReference(varOf(request.registry, 'reference')))
+  const manifest = await repository.manifests.get(parseReference(request.params.reference))
   reply.headers({
     'docker-content-digest': manifest.digest,
     etag: `"${manifest.digest}"`
@@ -47,8 +46,8 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       HEAD: async (request, reply) => await serveManifest(request, reply, false),
       PUT: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const reference = parseReference(varOf(request.registry, 'reference'))
-        const query = request.query as PutQuery
+        const reference = parseReference(request.params.reference)
+        const query = request.query
         const extraTags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag]
         const body = await readLimited(request, options.manifestBodyLimit)
         const result = await repository.manifests.put(body, request.headers['content-type'], reference, extraTags)
@@ -64,7 +63,7 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
         repository.registry.assertDeleteEnabled()
-        const reference = parseReference(varOf(request.registry, 'reference'))
+        const reference = parseReference(request.params.reference)
         if (reference.kind === 'tag') await repository.manifests.untag(reference.tag)
         else await repository.manifests.delete(reference.digest)
         return await reply.code(202).header('content-length', 0).send()

@@ -7,19 +7,10 @@ import { parseAlgorithm, parseDigest, DEFAULT_ALGORITHM, type Algorithm } from '
 import type { schemas } from '../../lib/routes.js'
 import { uploadRange, type UploadState } from '../../lib/storage/uploads.js'
 import type { Repository } from '../../lib/storage/registry.js'
-import { bodyOf, hasBody, repositoryOf, varOf, type RouteHandlers } from './types.js'
+import { bodyOf, hasBody, repositoryOf, type RouteHandlers } from './types.js'
 
 type StartQuery = Static<typeof schemas.uploadStartQuery>
-type CompleteQuery = Static<typeof schemas.uploadCompleteQuery>
 type ChunkHeaders = Static<typeof schemas.uploadChunkHeaders>
-
-const uuidRegex = /^[A-Za-z0-9_=-]{1,128}$/
-
-function uuidOf (request: FastifyRequest): string {
-  const uuid = varOf(request.registry, 'uuid')
-  if (!uuidRegex.test(uuid)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
-  return uuid
-}
 
 /** The chunk's `Content-Range` (`a-b`, inclusive), checked against its `Content-Length`. */
 export function parseContentRange (headers: ChunkHeaders): { start: number, end: number } | undefined {
@@ -81,7 +72,7 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
     'blob-upload': {
       POST: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const query = request.query as StartQuery
+        const query = request.query
         if (query.mount !== undefined && await tryMount(request, repository, query, options.mountWithoutFrom)) {
           return replyCreated(request, reply, repository, query.mount)
         }
@@ -110,21 +101,21 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
     'blob-upload-chunk': {
       GET: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const state = await repository.uploads.state(uuidOf(request))
+        const state = await repository.uploads.state(request.params.uuid)
         return replyInProgress(request, reply, repository, state, 204)
       },
       PATCH: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const uuid = uuidOf(request)
-        const range = parseContentRange(request.headers as ChunkHeaders)
+        const uuid = request.params.uuid
+        const range = parseContentRange(request.headers)
         const state = await repository.uploads.append(uuid, bodyOf(request), range === undefined ? {} : { start: range.start })
         return replyInProgress(request, reply, repository, state, 202)
       },
       PUT: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const uuid = uuidOf(request)
-        const query = request.query as CompleteQuery
-        const range = parseContentRange(request.headers as ChunkHeaders)
+        const uuid = request.params.uuid
+        const query = request.query
+        const range = parseContentRange(request.headers)
         const descriptor = await repository.uploads.complete(uuid, query.digest, {
           ...(query.size === undefined ? {} : { size: Number(query.size) }),
           ...(hasBody(request) ? { body: bodyOf(request) } : {}),
@@ -134,7 +125,7 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
       },
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        await repository.uploads.cancel(uuidOf(request))
+        await repository.uploads.cancel(request.params.uuid)
         return await reply.code(204).send()
       }
     }
