@@ -40,7 +40,7 @@ const Paging = Type.Object({ n: Type.Optional(PageSize), last: Type.Optional(Pag
 export const schemas = {
   name: Type.String({ pattern: `^${NAME_PATTERN}$`, maxLength: 255, description: 'Repository name, may contain `/`.' }),
   tag: Type.String({ pattern: `^${TAG_PATTERN}$` }),
-  digest: Type.String({ pattern: `^${DIGEST_PATTERN}$` }),
+  digest: Type.String({ pattern: `^${DIGEST_PATTERN}$`, description: 'A digest, `algorithm:encoded`.' }),
   reference: Type.String({ description: 'A tag or a digest.' }),
   uuid: Type.String({ pattern: `^${UPLOAD_ID_PATTERN}$`, description: 'Upload session id.' }),
   tagsQuery: Paging,
