@@ -12,7 +12,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
-import registry, { type RegistryOptions } from '../plugins/registry.js'
+import registry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
 import type { AclDocument } from '../lib/auth/acl.js'
 import { ConfigError, helpText, parseConfig, wantsHelp, type LogLevel, type ServerConfig } from './config.js'
 
@@ -50,6 +50,8 @@ function serverOptions (tls: ServerConfig['tls']): Record<string, unknown> {
 export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
   const app = Fastify({
     logger: logger ?? loggerOptions(config.logLevel),
+    // Errors Fastify finds before routing (bad percent-encoding) get the spec's body under /v2/.
+    frameworkErrors: registryFrameworkErrors(),
     // On close, drop keep-alive connections that are idle but let requests in flight finish.
     forceCloseConnections: 'idle',
     ...serverOptions(config.tls)

@@ -148,3 +148,4 @@ export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes, defineRoute, EXTENSION_PREFIX } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
+export { registryFrameworkErrors } from './errors.js'

@@ -11,7 +11,7 @@ import { calculateJwkThumbprint, exportJWK } from 'jose'
 import Fastify, { type FastifyInstance } from 'fastify'
 import registry from '../../plugins/registry.js'
 import { registryFrameworkErrors, DRAIN_LIMIT } from '../../plugins/errors.js'
-import { build, errorCode, pushBlob, urls } from '../helpers.js'
+import { build, pushBlob, urls } from '../helpers.js'
 import { keyPair, signToken } from '../auth/fixtures.js'
 import { digestOf } from '../../lib/digest.js'
 
