@@ -1,7 +1,7 @@
 /**
- * The umbrella plugin a user registers. Encapsulated on purpose (not wrapped in
- * fastify-plugin): its error handler, content-type parser, hooks and decorators stay inside,
- * so the host app is untouched outside `/v2/`.
+ * The umbrella plugin a user registers. Encapsulated on purpose (its routes live in a child
+ * context): its error handler, content-type parser, hooks and request decorator stay inside,
+ * so the host app is untouched outside `/v2/` (its one decorator is below).
  *
  * Fastify's router cannot capture a multi-segment name mid-path, so the plugin registers
  * `/v2` and `/v2/*` for every method and dispatches from the route descriptors: the context
@@ -12,7 +12,9 @@
  */
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { resolveOptions, type RegistryOptions } from '../lib/options.js'
+import fp from 'fastify-plugin'
+import type { Registry } from '../lib/storage/registry.js'
+import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
 import { RouteTable, paramsSchema, routes, validateInput, type HttpMethod, type RouteDescriptor } from '../lib/routes.js'
 import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
@@ -80,8 +82,8 @@ class Dispatch {
   }
 }
 
-function specHandlers (options: ReturnType<typeof resolveOptions>): Map<RouteDescriptor, MethodHandlers> {
-  const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(options), manifestHandlers(options), discoveryHandlers]
+function specHandlers (options: ResolvedOptions): Map<RouteDescriptor, MethodHandlers> {
+  const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(), manifestHandlers(options), discoveryHandlers]
   const merged = new Map<RouteDescriptor, MethodHandlers>(routes.map((route) => [route, {}]))
   for (const table of tables) {
     for (const route of routes) {
@@ -111,8 +113,13 @@ function dispatcher (dispatch: Dispatch) {
   }
 }
 
-const registry: FastifyPluginAsync<RegistryPluginOptions> = async function registry (app: FastifyInstance, options: RegistryPluginOptions) {
-  const { extensions = [], ...registryOptions } = options
+/** Handed to the encapsulated part: shows the registry's services to the host once built. */
+interface ExposeOption {
+  expose?: (services: Registry) => void
+}
+
+const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryPluginOptions & ExposeOption) {
+  const { expose, extensions = [], ...registryOptions } = options
   const resolved = resolveOptions(registryOptions)
   const dispatch = new Dispatch()
   for (const [route, handlers] of specHandlers(resolved)) dispatch.add(route, handlers)
@@ -127,6 +134,7 @@ const registry: FastifyPluginAsync<RegistryPluginOptions> = async function regis
 
   await app.register(errorsPlugin)
   await app.register(storagePlugin, resolved)
+  expose?.(app.ociRegistry)
   await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
@@ -143,9 +151,30 @@ const registry: FastifyPluginAsync<RegistryPluginOptions> = async function regis
   app.route({ method: methods, url: '/v2/*', handler, exposeHeadRoute: false })
 }
 
+/**
+ * The plugin a user registers. Everything it adds (routes, error handler, parsers, hooks) lives
+ * in an encapsulated child context; the host gets one decorator, `ociRegistry`: the services,
+ * where embedders subscribe to events (`app.ociRegistry.events.on(...)`) and add policy hooks
+ * (`app.ociRegistry.policies.add(...)`). A host that registers the plugin twice (two prefixes)
+ * keeps the first registration's decorator. Fastify does not apply `prefix` to a plugin wrapped
+ * in fastify-plugin, so it is handed on to the child.
+ */
+const registry = fp(async function registry (host: FastifyInstance, options: RegistryPluginOptions) {
+  const { prefix } = options as RegistryPluginOptions & { prefix?: string }
+  await host.register(registryContext, {
+    ...options,
+    ...(prefix === undefined ? {} : { prefix }),
+    expose: (services) => {
+      if (!host.hasDecorator('ociRegistry')) host.decorate('ociRegistry', services)
+    }
+  })
+}, { fastify: '5.x', name: 'fastify-oci-registry' })
+
 export default registry
 export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes, defineRoute, EXTENSION_PREFIX } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
 export { registryFrameworkErrors } from './errors.js'
+export type { RegistryEvent, RegistryEventMap, RegistryEventType, EventOrigin, EventListener, ListenOptions } from '../lib/events.js'
+export type { RepositoryChange, ChangeAction, PolicyHook } from '../lib/policies.js'

@@ -1,8 +1,6 @@
 /** Discovery: tags list, catalog and referrers, each paged with `n` and `last`. */
 
 import type { FastifyReply } from 'fastify'
-import { parseDigest } from '../../lib/digest.js'
-import { RegistryError } from '../../lib/errors.js'
 import { paginate, parsePageSize, type Page } from '../../lib/paging.js'
 import { MediaTypes } from '../../lib/manifest/media-types.js'
 import { repositoryOf, type RouteHandlers } from './types.js'
@@ -22,10 +20,7 @@ export const discoveryHandlers: RouteHandlers = {
       const repository = repositoryOf(request.registry)
       const query = request.query
       const n = parsePageSize(query.n)
-      const tags = await repository.manifests.tags.list()
-      if (tags.length === 0 && !await repository.manifests.repositoryExists()) {
-        throw new RegistryError('NAME_UNKNOWN', { name: repository.name })
-      }
+      const tags = await repository.listTags()
       const page = paginate(tags, (tag) => tag, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
       return sendPage(reply, page, (last) => request.registry.urls.tags(repository.name, { ...(n === undefined ? {} : { n }), last }),
         { name: repository.name, tags: page.items })
@@ -43,10 +38,9 @@ export const discoveryHandlers: RouteHandlers = {
     GET: async (request, reply) => {
       const repository = repositoryOf(request.registry)
       const subject = request.params.digest
-      parseDigest(subject)
       const query = request.query
       const n = parsePageSize(query.n)
-      let descriptors = await repository.manifests.referrersOf(subject)
+      let descriptors = await repository.referrers(subject)
       if (query.artifactType !== undefined) {
         descriptors = descriptors.filter((descriptor) => descriptor.artifactType === query.artifactType)
         reply.header('oci-filters-applied', 'artifactType')
