@@ -81,9 +81,10 @@ export class TagStore {
 
   async set (tag: string, digest: string): Promise<void> {
     await this.cache.invalidate(cacheKeys.tag(this.name, tag))
-    const parts = digestParts(digest)
-    await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...parts }), digest)
+    // The current link first: a tag's directory exists only once it points somewhere, so a set
+    // stopped half way never lists a tag that resolves to nothing. The index is history.
     await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
+    await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...digestParts(digest) }), digest)
   }
 
   /** Removes a tag; false when there was none. */
@@ -312,15 +313,17 @@ export class ManifestStore {
     } catch {
       subject = undefined
     }
-    await this.cache.invalidate(cacheKeys.revision(this.name, digest))
-    await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
-    // Not needed for correctness (reads check the revision link first), but frees the memory.
-    this.cache.forgetManifest(digest)
+    // The revision goes last: a delete stopped half way (a crash, a failed call) still finds
+    // the manifest, and its retry removes what is left instead of leaving tags on nothing.
     const removed: string[] = []
     for (const tag of await this.tags.list()) {
       if (await this.tags.get(tag) === digest && await this.tags.delete(tag)) removed.push(tag)
     }
     if (subject !== undefined) await this.referrers.remove(subject, digest)
+    await this.cache.invalidate(cacheKeys.revision(this.name, digest))
+    await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
+    // Not needed for correctness (reads check the revision link first), but frees the memory.
+    this.cache.forgetManifest(digest)
     return removed
   }
 
