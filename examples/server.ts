@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
-import registry, { type RegistryOptions } from '../plugins/registry.js'
+import registry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
 import type { AclDocument } from '../lib/auth/acl.js'
 import { ConfigError, DEFAULT_TIMEOUTS, helpText, noticeText, parseConfig, wantsHelp, type LogLevel, type ServerConfig, type Timeouts } from './config.js'
 
@@ -70,6 +70,8 @@ function serverOptions (tls: ServerConfig['tls'], timeouts: Timeouts): Record<st
 export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService' | 'timeouts'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
   const app = Fastify({
     logger: logger ?? loggerOptions(config.logLevel),
+    // Errors Fastify finds before routing (bad percent-encoding) get the spec's body under /v2/.
+    frameworkErrors: registryFrameworkErrors(),
     // On close, drop keep-alive connections that are idle but let requests in flight finish.
     forceCloseConnections: 'idle',
     ...serverOptions(config.tls, config.timeouts ?? DEFAULT_TIMEOUTS)

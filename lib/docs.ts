@@ -18,23 +18,28 @@ interface PathParameter {
   schema: TSchema
 }
 
-/** Path template variables; routes.ts describes only `name`, the others are described here. */
-const PATH_PARAMETERS: Record<string, PathParameter> = {
-  name: { description: `${schemas.name.description ?? 'Repository name.'} ${MULTI_SEGMENT_NOTE}`, schema: schemas.name },
-  reference: { description: `${schemas.reference.description ?? 'A tag or a digest.'} One segment.`, schema: { anyOf: [schemas.tag, schemas.digest] } as unknown as TSchema },
-  digest: { description: 'A digest, `algorithm:encoded`. One segment.', schema: schemas.digest },
-  uuid: { description: `${schemas.uuid.description ?? 'Upload session id.'} One segment.`, schema: schemas.uuid }
-}
-
 function pathVariables (path: string): string[] {
   return [...path.matchAll(/\{([^}]+)\}/g)].map((match) => match[1] as string)
 }
 
+/** A path template variable, described by the route's params schema. */
 function pathParameter (variable: string, route: RouteDescriptor): PathParameter {
-  const parameter = PATH_PARAMETERS[variable]
-  // A new template variable must be described here before the docs can be generated.
-  if (parameter === undefined) throw new Error(`route ${route.name}: path variable {${variable}} is not documented in lib/docs.ts`)
-  return parameter
+  const schema = route.params.properties[variable]
+  if (schema === undefined) throw new Error(`route ${route.name}: path variable {${variable}} has no schema in params`)
+  const described = schema.description ?? ''
+  const note = variable === 'name' ? MULTI_SEGMENT_NOTE : 'One segment.'
+  return { description: described === '' ? note : `${described} ${note}`, schema }
+}
+
+/** Each path variable with its first route's description, in order of appearance. */
+function firstParameters (routeList: readonly RouteDescriptor[]): Map<string, PathParameter> {
+  const found = new Map<string, PathParameter>()
+  for (const route of routeList) {
+    for (const variable of pathVariables(route.path)) {
+      if (!found.has(variable)) found.set(variable, pathParameter(variable, route))
+    }
+  }
+  return found
 }
 
 function methodsOf (route: RouteDescriptor): Array<[HttpMethod, MethodDescriptor]> {
@@ -168,6 +173,9 @@ function renderMethod (route: RouteDescriptor, method: HttpMethod, descriptor: M
     `Access: ${code(descriptor.access)}.`,
     ''
   ]
+  if (descriptor.params !== undefined) {
+    lines.push('Path parameters of this method:', '', ...parameterTable(descriptor.params), '')
+  }
   if (descriptor.query !== undefined) {
     lines.push('Query parameters:', '', ...parameterTable(descriptor.query), '')
   }
@@ -199,8 +207,8 @@ function renderMethod (route: RouteDescriptor, method: HttpMethod, descriptor: M
   return lines
 }
 
-/** The API reference, `docs/api.md`. */
-export function renderApiMarkdown (): string {
+/** The API reference, `docs/api.md`: the spec's routes, or the routes given (with extension routes). */
+export function renderApiMarkdown (routeList: readonly RouteDescriptor[] = routes): string {
   const lines: string[] = [
     '# API reference',
     '',
@@ -211,7 +219,7 @@ export function renderApiMarkdown (): string {
     '',
     'In path templates, `{name}` is a repository name and may span several path segments (`library/ubuntu`);',
     'the other variables are one segment each. "Access" is what a client must be granted on the repository',
-    '(`pull`, `push`, `delete`), `catalog` for the registry-wide catalog, or `none`.',
+    '(`pull`, `push`, `delete`), `catalog` for the registry-wide catalog, `admin` for administration, or `none`.',
     'Errors are answered with the body `{"errors": [{"code", "message", "detail"}]}`; the codes are listed under [Errors](#errors).',
     '',
     '## Routes',
@@ -219,21 +227,16 @@ export function renderApiMarkdown (): string {
     '| Path | Methods | Description |',
     '| --- | --- | --- |'
   ]
-  for (const route of routes) {
+  for (const route of routeList) {
     const methods = methodsOf(route).map(([method]) => `[${method}](#${methodAnchor(route, method)})`).join(', ')
     lines.push(`| ${[`[${code(route.path)}](#${routeAnchor(route)})`, methods, route.description].map(cell).join(' | ')} |`)
   }
   lines.push('', '## Path parameters', '', '| Name | Description | Constraint |', '| --- | --- | --- |')
-  const variables = [...new Set(routes.flatMap((route) => pathVariables(route.path).map((variable) => {
-    pathParameter(variable, route)
-    return variable
-  })))]
-  for (const variable of variables) {
-    const parameter = PATH_PARAMETERS[variable] as PathParameter
+  for (const [variable, parameter] of firstParameters(routeList)) {
     lines.push(`| ${[code(`{${variable}}`), parameter.description, constraints(node(parameter.schema))].map(cell).join(' | ')} |`)
   }
   lines.push('')
-  for (const route of routes) {
+  for (const route of routeList) {
     lines.push(`<a id="${routeAnchor(route)}"></a>`, '', `## ${code(route.path)}`, '', route.description, '')
     for (const [method, descriptor] of methodsOf(route)) lines.push(...renderMethod(route, method, descriptor))
   }
@@ -343,36 +346,37 @@ function operation (route: RouteDescriptor, method: HttpMethod, descriptor: Meth
   return out
 }
 
-/** The OpenAPI 3.1 document, as an object. */
-export function buildOpenApi (): Record<string, Json> {
+function pathParameterJson (variable: string, parameter: PathParameter): Json {
+  const { description: _description, ...schema } = node(parameter.schema)
+  return {
+    name: variable,
+    in: 'path',
+    required: true,
+    description: parameter.description,
+    schema: jsonSchema(schema),
+    ...(variable === 'name' ? { 'x-multi-segment': true } : {})
+  }
+}
+
+/** The OpenAPI 3.1 document, as an object: the spec's routes, or the routes given (with extension routes). */
+export function buildOpenApi (routeList: readonly RouteDescriptor[] = routes): Record<string, Json> {
   const paths: Record<string, Json> = {}
-  const usedVariables = new Set<string>()
-  for (const route of routes) {
+  const shared = firstParameters(routeList)
+  for (const route of routeList) {
     const item: Record<string, Json> = { summary: route.description }
     const variables = pathVariables(route.path)
     if (variables.length > 0) {
       item.parameters = variables.map((variable) => {
-        pathParameter(variable, route)
-        usedVariables.add(variable)
-        return { $ref: `#/components/parameters/${variable}` }
+        const parameter = pathParameter(variable, route)
+        // A variable shared with an earlier route refers to one component; a redefined one is inline.
+        return shared.get(variable)?.schema === parameter.schema ? { $ref: `#/components/parameters/${variable}` } : pathParameterJson(variable, parameter)
       })
     }
     for (const [method, descriptor] of methodsOf(route)) item[method.toLowerCase()] = operation(route, method, descriptor)
     paths[route.path] = item
   }
   const componentParameters: Record<string, Json> = {}
-  for (const variable of usedVariables) {
-    const parameter = PATH_PARAMETERS[variable] as PathParameter
-    const { description: _description, ...schema } = node(parameter.schema)
-    componentParameters[variable] = {
-      name: variable,
-      in: 'path',
-      required: true,
-      description: parameter.description,
-      schema: jsonSchema(schema),
-      ...(variable === 'name' ? { 'x-multi-segment': true } : {})
-    }
-  }
+  for (const [variable, parameter] of shared) componentParameters[variable] = pathParameterJson(variable, parameter)
   return {
     openapi: '3.1.0',
     info: {
@@ -383,7 +387,7 @@ export function buildOpenApi (): Record<string, Json> {
         'The `{name}` path parameter spans one or more segments (see `x-multi-segment`), which OpenAPI templates cannot express.',
       license: { name: 'MIT', identifier: 'MIT' }
     },
-    tags: routes.map((route) => ({ name: route.name, description: route.description })),
+    tags: routeList.map((route) => ({ name: route.name, description: route.description })),
     paths,
     components: {
       parameters: componentParameters,
@@ -401,6 +405,6 @@ export function buildOpenApi (): Record<string, Json> {
 }
 
 /** `docs/openapi.json`: the document, indented, with a final newline. */
-export function renderOpenApi (): string {
-  return `${JSON.stringify(buildOpenApi(), null, 2)}\n`
+export function renderOpenApi (routeList: readonly RouteDescriptor[] = routes): string {
+  return `${JSON.stringify(buildOpenApi(routeList), null, 2)}\n`
 }

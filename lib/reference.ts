@@ -13,6 +13,12 @@ export const NAME_PATTERN = `${NAME_COMPONENT}(?:/${NAME_COMPONENT})*`
 /** A tag. */
 export const TAG_PATTERN = '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'
 /**
+ * An upload id, as this registry makes them (UUIDs) and as distribution makes them. Every id
+ * of this grammar is also a valid storage path segment (letters, digits, `_`, `-`: never `.`
+ * or `..`), so a malformed id is refused as unknown before it can reach storage.
+ */
+export const UPLOAD_ID_PATTERN = '[A-Za-z0-9_-]{1,128}'
+/**
  * The longest name accepted. The spec bounds the name with the registry host at 255
  * characters; like CNCF distribution we bound the repository path itself.
  */

@@ -3,7 +3,7 @@
  * and Link headers) and the client (request URLs). It fills the route descriptors' templates.
  */
 
-import { routesByName, type RouteName } from './routes.js'
+import { routesByName, type RouteDescriptor, type RouteName } from './routes.js'
 
 export interface UrlBuilderOptions {
   /**
@@ -35,6 +35,19 @@ export interface BaseUrlPolicy {
 
 type Query = Record<string, string | number | readonly string[] | undefined>
 
+/**
+ * RFC 9110's `Host`: uri-host [ ":" port ], where uri-host is an IP literal (`[...]`), or a
+ * reg-name (unreserved, percent-encoded and sub-delims characters; an IPv4 address is one).
+ * No quote, angle bracket, space, slash, backslash or `@`: a valid host can go into a `Link`,
+ * `Location` or a quoted challenge parameter as it is.
+ */
+const HOST = /^(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+)\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/
+
+/** True when `host` follows the grammar of the Host header (and is not empty). */
+export function isValidHost (host: string): boolean {
+  return host.length <= 1024 && HOST.test(host)
+}
+
 function firstValue (header: string | undefined): string | undefined {
   const value = header?.split(',')[0]?.trim()
   return value === undefined || value === '' ? undefined : value
@@ -45,7 +58,8 @@ export function resolveBase (policy: BaseUrlPolicy, facts: RequestFacts): string
   if (policy.publicUrl !== undefined && policy.publicUrl !== '') return policy.publicUrl.replace(/\/+$/, '')
   if (policy.relative === true) return ''
   const host = (policy.trustForwarded === true ? firstValue(facts.forwardedHost) : undefined) ?? facts.host
-  if (host === undefined || host === '' || /[\s/\\@]/.test(host)) return ''
+  // The request's hooks refuse a bad Host first; an invalid one never reaches a URL.
+  if (host === undefined || !isValidHost(host)) return ''
   const proto = (policy.trustForwarded === true ? firstValue(facts.forwardedProto) : undefined) ?? facts.protocol ?? 'http'
   return `${proto === 'https' ? 'https' : 'http'}://${host}`
 }
@@ -72,11 +86,15 @@ export class UrlBuilder {
     this.base = (options.base ?? '').replace(/\/+$/, '')
   }
 
-  /** Fills a route's template; `{name}` is kept as is (it contains `/`), others are encoded. */
-  build (route: RouteName, vars: Record<string, string> = {}, query?: Query): string {
-    const path = routesByName[route].path.replace(/\{(\w+)\}/g, (_, key: string) => {
+  /**
+   * Fills a route's template (a spec route by name, or any descriptor: extension routes);
+   * `{name}` is kept as is (it contains `/`), others are encoded.
+   */
+  build (route: RouteName | RouteDescriptor, vars: Readonly<Record<string, string>> = {}, query?: Query): string {
+    const descriptor: RouteDescriptor = typeof route === 'string' ? routesByName[route] : route
+    const path = descriptor.path.replace(/\{(\w+)\}/g, (_, key: string) => {
       const value = vars[key]
-      if (value === undefined) throw new TypeError(`route ${route} needs ${key}`)
+      if (value === undefined) throw new TypeError(`route ${descriptor.name} needs ${key}`)
       return key === 'name' ? value : encodeURIComponent(value).replace(/%3A/gi, ':')
     })
     return `${this.base}${path}${encodeQuery(query)}`

@@ -7,14 +7,18 @@
 
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { matchRoute, type HttpMethod, type MethodDescriptor, type RouteDescriptor, type RouteVars } from '../lib/routes.js'
-import { UrlBuilder, resolveBase } from '../lib/urls.js'
+import type { HttpMethod, MethodDescriptor, RouteDescriptor, RouteTable, RouteVars } from '../lib/routes.js'
+import { RegistryError } from '../lib/errors.js'
+import { UrlBuilder, isValidHost, resolveBase } from '../lib/urls.js'
 import type { ResolvedOptions } from '../lib/options.js'
 import type { Repository } from '../lib/storage/registry.js'
 import { Grant } from '../lib/auth/access.js'
 
 export interface RegistryRequestContext {
-  /** The route the path resolved to; undefined when no route has its shape. */
+  /**
+   * The route the path resolved to (a spec route or an extension route); undefined when no
+   * route has its shape. Its `name` is the label for logs and metrics: Fastify only sees `/v2/*`.
+   */
   route: RouteDescriptor | undefined
   /** The route's descriptor for the request method; undefined when it has none. */
   method: MethodDescriptor | undefined
@@ -102,17 +106,44 @@ class RequestContext implements RegistryRequestContext {
   }
 }
 
-function buildContext (request: FastifyRequest, reply: FastifyReply, app: FastifyInstance, options: ResolvedOptions, apiRoot: string): RegistryRequestContext {
+/**
+ * Refuses a `Host` (and a trusted `X-Forwarded-Host`) outside RFC 9110's grammar: URLs,
+ * `Link` headers and challenges are built from it, so a bad one must never get that far.
+ */
+function assertValidHost (request: FastifyRequest, options: ResolvedOptions): void {
+  const refuse = (header: string): never => {
+    throw new RegistryError('UNSUPPORTED', { header, reason: 'not a valid host (RFC 9110: uri-host [":" port])' }, { statusCode: 400 })
+  }
+  const host = request.headers.host
+  if (host !== undefined && host !== '' && !isValidHost(host)) refuse('Host')
+  if (options.trustForwardedHeaders) {
+    const forwarded = request.headers['x-forwarded-host']
+    const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined
+    if (first !== undefined && first !== '' && !isValidHost(first)) refuse('X-Forwarded-Host')
+  }
+}
+
+function buildContext (request: FastifyRequest, reply: FastifyReply, app: FastifyInstance, options: ContextOptions, apiRoot: string): RegistryRequestContext {
   const context = new RequestContext(request, options, apiRoot)
   const tail = pathAfterV2(request.raw.url ?? request.url, apiRoot)
   if (tail === undefined) return context
-  // Sets the context before matching so that a NAME_INVALID thrown below still has one.
+  // Sets the context before checking so that an error thrown below still has one.
   request.registry = context
-  const match = matchRoute(tail)
-  if (match === undefined) return context
+  assertValidHost(request, options)
+  const match = options.routes.match(tail)
+  if (match === undefined) {
+    throw new RegistryError('UNSUPPORTED', { path: request.url.split('?')[0], reason: 'no such endpoint' }, { statusCode: 404 })
+  }
   context.route = match.route
-  context.method = match.route.methods[request.method as HttpMethod]
   context.vars = match.vars
+  const methods = match.route.methods
+  context.method = Object.hasOwn(methods, request.method) ? methods[request.method as HttpMethod] : undefined
+  if (context.method === undefined) {
+    // Before the body is read or parsed: any method, even one Fastify would refuse for its body.
+    throw new RegistryError('UNSUPPORTED', { method: request.method, reason: 'method not allowed' }, {
+      statusCode: 405, headers: { Allow: Object.keys(methods).join(', ') }
+    })
+  }
   if (match.vars.name !== undefined) context.repository = app.ociRegistry.repository(match.vars.name)
   // When Fastify logs every request anyway, its lines carry the fields too.
   if (REQUEST_LINE_LEVELS.has(request.log.level)) {
@@ -122,7 +153,12 @@ function buildContext (request: FastifyRequest, reply: FastifyReply, app: Fastif
   return context
 }
 
-async function contextPlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
+export interface ContextOptions extends ResolvedOptions {
+  /** The spec's routes and the extension routes. */
+  routes: RouteTable
+}
+
+async function contextPlugin (app: FastifyInstance, options: ContextOptions): Promise<void> {
   const apiRoot = `${app.prefix}/v2/`
   app.decorateRequest('registry', null as unknown as RegistryRequestContext)
   app.addHook('onRequest', async function registryContext (request, reply) {

@@ -46,36 +46,49 @@ export function sendError (reply: FastifyReply, error: RegistryError): FastifyRe
     .send(JSON.stringify(toErrorBody(error)))
 }
 
-/** Largest unread request body read and dropped before an error answer; a larger one closes the connection. */
+/** Largest unread request body read and dropped after an error answer; a larger one closes the connection. */
 export const DRAIN_LIMIT = 16 * 1024 * 1024
-const DRAIN_TIMEOUT_MS = 10_000
+/** How long the rest of a refused body may take to arrive before the connection is closed. */
+export const DRAIN_TIMEOUT_MS = 10_000
 
 /**
- * Reads and drops the rest of a refused request's body when it is small enough, so that a
- * client still sending it reads the error instead of a reset connection (Node has no lingering
- * close). True when the body is now read; false when the connection must be closed instead.
- * Only for callers allowed in: an unauthenticated body is not read at all.
+ * Whether the rest of a refused request's body can be read and dropped after the answer:
+ * a declared length within DRAIN_LIMIT, still arriving. Then the client, still sending, reads
+ * the error rather than a reset connection (Node has no lingering close), and the connection
+ * stays usable. A chunked or larger body is not read: the answer closes the connection.
  */
-async function drainBody (request: FastifyRequest): Promise<boolean> {
+function canDrain (request: FastifyRequest): boolean {
   const raw = request.raw
-  if (raw.complete) return true
   const declared = Number(raw.headers['content-length'])
-  if (raw.destroyed || raw.readableEnded || !Number.isSafeInteger(declared) || declared > DRAIN_LIMIT) return false
-  return await new Promise<boolean>((resolve) => {
-    const done = (drained: boolean): void => {
-      clearTimeout(timer)
-      raw.off('end', onEnd)
-      raw.off('error', onError)
-      resolve(drained)
-    }
-    const onEnd = (): void => done(true)
-    const onError = (): void => done(false)
-    const timer = setTimeout(() => done(false), DRAIN_TIMEOUT_MS)
-    raw.on('end', onEnd)
-    raw.on('error', onError)
-    raw.resume()
-  })
+  return !raw.destroyed && !raw.readableEnded && Number.isSafeInteger(declared) && declared <= DRAIN_LIMIT
 }
+
+/**
+ * Reads and drops the rest of the body in the background, the answer already sent, for at
+ * most DRAIN_TIMEOUT_MS (its size is bounded by its declared length): a client that stops
+ * sending has the connection closed then, long after it could read the answer.
+ */
+function drainInBackground (request: FastifyRequest): void {
+  const raw = request.raw
+  const done = (): void => {
+    clearTimeout(timer)
+    raw.off('end', done)
+    raw.off('error', done)
+    raw.off('close', done)
+  }
+  const timer = setTimeout(() => {
+    done()
+    if (!raw.complete) raw.socket?.destroy()
+  }, DRAIN_TIMEOUT_MS)
+  timer.unref()
+  raw.on('end', done)
+  raw.on('error', done)
+  raw.on('close', done)
+  raw.on('data', discard)
+  raw.resume()
+}
+
+function discard (): void {}
 
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler(function registryErrorHandler (error: unknown, request: FastifyRequest, reply: FastifyReply) {
@@ -92,14 +105,40 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
       log.info({ code: registryError.code, detail: registryError.detail }, 'request refused')
     }
     if (reply.sent || reply.raw.headersSent) return
-    // A refused request may leave body bytes unread: read a small rest, else do not keep a
-    // half-read connection. Bodies of callers refused access or slowed down are never read.
-    const mayDrain = ![401, 403, 429].includes(registryError.statusCode)
-    return (mayDrain ? drainBody(request) : Promise.resolve(request.raw.complete)).then((drained) => {
-      if (!drained) reply.header('connection', 'close')
-      return sendError(reply, registryError)
-    })
+    // A refused request may leave body bytes unread: answer at once, then read a small rest,
+    // else do not keep a half-read connection. Bodies of callers refused access or slowed
+    // down are never read.
+    if (!request.raw.complete) {
+      const mayDrain = ![401, 403, 429].includes(registryError.statusCode)
+      if (mayDrain && canDrain(request)) drainInBackground(request)
+      else reply.header('connection', 'close')
+    }
+    return sendError(reply, registryError)
   })
+}
+
+/** True for the registry's paths, `<prefix>/v2` and below. */
+function isRegistryPath (url: string, prefix: string): boolean {
+  const path = url.split('?')[0] ?? ''
+  return path === `${prefix}/v2` || path.startsWith(`${prefix}/v2/`)
+}
+
+/**
+ * A `frameworkErrors` option for the host's Fastify server: errors Fastify finds before any
+ * route or plugin runs (a path with bad percent-encoding, `FST_ERR_BAD_URL`; a too long
+ * parameter) get the spec's body under `<prefix>/v2/`, and Fastify's own answer elsewhere.
+ * It is a server option, out of a plugin's reach: `Fastify({ frameworkErrors: registryFrameworkErrors() })`.
+ */
+export function registryFrameworkErrors (options: { prefix?: string } = {}) {
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '')
+  return function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    if (!isRegistryPath(request.raw.url ?? request.url, prefix)) {
+      reply.send(error)
+      return
+    }
+    reply.header('docker-distribution-api-version', 'registry/2.0')
+    sendError(reply, toRegistryError(error))
+  }
 }
 
 export default fp(errorsPlugin, { fastify: '5.x', name: 'oci-registry-errors' })

@@ -1,25 +1,26 @@
 /**
- * The umbrella plugin a user registers. Encapsulated on purpose (not wrapped in
- * fastify-plugin): its error handler, content-type parser, hooks and request decorator stay
- * inside, so the host app is untouched outside `/v2/` (its one decorator is below).
+ * The umbrella plugin a user registers. Encapsulated on purpose (its routes live in a child
+ * context): its error handler, content-type parser, hooks and request decorator stay inside,
+ * so the host app is untouched outside `/v2/` (its one decorator is below).
  *
  * Fastify's router cannot capture a multi-segment name mid-path, so the plugin registers
- * `/v2/` and `/v2/*` and dispatches from the route descriptors: the context hook resolves
- * the route, this dispatcher checks the method, validates query and headers against the
- * descriptor's schemas and calls the route's handler.
+ * `/v2` and `/v2/*` for every method and dispatches from the route descriptors: the context
+ * hook resolves the route (404 or 405 with `Allow` when there is none), this dispatcher
+ * validates path variables, query and headers against the descriptor's schemas and calls the
+ * route's handler with the typed request. Extension routes (`/v2/_oci/...`) go through the
+ * same table, so they get context, access checks, validation, errors and URLs alike.
  */
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from '../lib/storage/registry.js'
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
-import { RegistryError } from '../lib/errors.js'
-import { validateInput, type HttpMethod } from '../lib/routes.js'
+import { RouteTable, paramsSchema, routes, validateInput, type HttpMethod, type RouteDescriptor } from '../lib/routes.js'
 import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
-import type { RouteHandler, RouteHandlers } from './routes/types.js'
+import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
 import { uploadHandlers } from './routes/uploads.js'
@@ -27,36 +28,88 @@ import { manifestHandlers } from './routes/manifests.js'
 import { discoveryHandlers } from './routes/discovery.js'
 
 export type { RegistryOptions } from '../lib/options.js'
+export type { ExtensionRoute, RouteHandler, RouteRequest, RouteMethodHandlers } from './routes/types.js'
+export { extensionRoute } from './routes/types.js'
 
-const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE']
+/** The plugin's options: the registry's configuration, plus extension routes. */
+export type RegistryPluginOptions = RegistryOptions & {
+  /** Routes under `/v2/_oci/` served like the spec's (see `extensionRoute`). */
+  extensions?: readonly ExtensionRoute[]
+}
 
-function handlerTable (options: ResolvedOptions): RouteHandlers {
+/** Adds extension routes from a plugin registered inside the registry's context, before it is ready. */
+export interface RegistryRoutes {
+  add: (extension: ExtensionRoute) => void
+  /** Every route served: the spec's and the extensions' (for docs and clients). */
+  readonly routes: readonly RouteDescriptor[]
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ociRegistryRoutes: RegistryRoutes
+  }
+}
+
+/** Every method Fastify routes: a method no route describes still gets the spec's 405 body. */
+function routedMethods (app: FastifyInstance): string[] {
+  return [...app.supportedMethods]
+}
+
+/** The routes and their handlers, looked up by descriptor. */
+class Dispatch {
+  readonly table = new RouteTable()
+  private readonly handlers = new Map<RouteDescriptor, MethodHandlers>()
+  private sealed = false
+
+  add (route: RouteDescriptor, handlers: MethodHandlers, options: { extension?: boolean } = {}): void {
+    if (this.sealed) throw new Error(`route ${route.name}: routes are added before the registry is ready`)
+    const described = Object.keys(route.methods).sort()
+    const handled = Object.keys(handlers).sort()
+    if (described.join() !== handled.join()) {
+      throw new TypeError(`route ${route.name}: handlers for ${handled.join(', ') || 'no method'}, but it describes ${described.join(', ')}`)
+    }
+    this.table.add(route, options)
+    this.handlers.set(route, handlers)
+  }
+
+  seal (): void {
+    this.sealed = true
+  }
+
+  handler (route: RouteDescriptor, method: string): StoredHandler | undefined {
+    const handlers = this.handlers.get(route)
+    return handlers !== undefined && Object.hasOwn(handlers, method) ? handlers[method as HttpMethod] : undefined
+  }
+}
+
+function specHandlers (options: ResolvedOptions): Map<RouteDescriptor, MethodHandlers> {
   const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(), manifestHandlers(options), discoveryHandlers]
-  const merged: RouteHandlers = {}
+  const merged = new Map<RouteDescriptor, MethodHandlers>(routes.map((route) => [route, {}]))
   for (const table of tables) {
-    for (const [route, methods] of Object.entries(table) as Array<[keyof RouteHandlers, Partial<Record<HttpMethod, RouteHandler>>]>) {
-      merged[route] = { ...merged[route], ...methods }
+    for (const route of routes) {
+      const methods: MethodHandlers | undefined = table[route.name as keyof RouteHandlers]
+      if (methods !== undefined) merged.set(route, { ...merged.get(route), ...methods })
     }
   }
   return merged
 }
 
-function dispatcher (handlers: RouteHandlers) {
-  return async function dispatch (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const { route, method } = request.registry
-    if (route === undefined) {
-      throw new RegistryError('UNSUPPORTED', { path: request.url.split('?')[0], reason: 'no such endpoint' }, { statusCode: 404 })
+/**
+ * The one route handler: the context hook has resolved the route and method (or answered
+ * 404/405); validates the request against the descriptor, then calls the route's handler.
+ */
+function dispatcher (dispatch: Dispatch) {
+  return async function dispatchRequest (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const { route, method, vars } = request.registry
+    const handler = route === undefined ? undefined : dispatch.handler(route, request.method)
+    if (route === undefined || method === undefined || handler === undefined) {
+      throw new Error(`no handler for ${request.method} ${request.url}: the context hook resolves routes first`)
     }
-    const handler = handlers[route.name]?.[request.method as HttpMethod]
-    if (method === undefined || handler === undefined) {
-      const allowed = Object.keys(route.methods).filter((name) => handlers[route.name]?.[name as HttpMethod] !== undefined)
-      throw new RegistryError('UNSUPPORTED', { method: request.method, reason: 'method not allowed' }, {
-        statusCode: 405, headers: { Allow: allowed.join(', ') }
-      })
-    }
+    request.params = validateInput(paramsSchema(route, method), vars, 'UNSUPPORTED')
     if (method.query !== undefined) validateInput(method.query, request.query, 'UNSUPPORTED')
     if (method.headers !== undefined) validateInput(method.headers, request.headers, 'UNSUPPORTED')
-    return await handler(request, reply)
+    // The request now has the types the handler's descriptor gives it (checked just above).
+    return await (handler as (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>)(request, reply)
   }
 }
 
@@ -65,13 +118,24 @@ interface ExposeOption {
   expose?: (services: Registry) => void
 }
 
-const registryContext: FastifyPluginAsync<RegistryOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryOptions & ExposeOption) {
-  const { expose, ...registryOptions } = options
+const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryPluginOptions & ExposeOption) {
+  const { expose, extensions = [], ...registryOptions } = options
   const resolved = resolveOptions(registryOptions)
+  const dispatch = new Dispatch()
+  for (const [route, handlers] of specHandlers(resolved)) dispatch.add(route, handlers)
+  for (const extension of extensions) dispatch.add(extension.route, extension.handlers, { extension: true })
+  app.decorate('ociRegistryRoutes', {
+    add: (extension: ExtensionRoute) => dispatch.add(extension.route, extension.handlers, { extension: true }),
+    get routes () { return dispatch.table.routes }
+  })
+  app.addHook('onReady', async function sealRoutes () {
+    dispatch.seal()
+  })
+
   await app.register(errorsPlugin)
   await app.register(storagePlugin, resolved)
   expose?.(app.ociRegistry)
-  await app.register(contextPlugin, resolved)
+  await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
 
@@ -81,9 +145,10 @@ const registryContext: FastifyPluginAsync<RegistryOptions & ExposeOption> = asyn
     done(null, payload)
   })
 
-  const dispatch = dispatcher(handlerTable(resolved))
-  app.route({ method: METHODS, url: '/v2', handler: dispatch, exposeHeadRoute: false })
-  app.route({ method: METHODS, url: '/v2/*', handler: dispatch, exposeHeadRoute: false })
+  const handler = dispatcher(dispatch)
+  const methods = routedMethods(app)
+  app.route({ method: methods, url: '/v2', handler, exposeHeadRoute: false })
+  app.route({ method: methods, url: '/v2/*', handler, exposeHeadRoute: false })
 }
 
 /**
@@ -94,8 +159,8 @@ const registryContext: FastifyPluginAsync<RegistryOptions & ExposeOption> = asyn
  * keeps the first registration's decorator. Fastify does not apply `prefix` to a plugin wrapped
  * in fastify-plugin, so it is handed on to the child.
  */
-const registry = fp(async function registry (host: FastifyInstance, options: RegistryOptions) {
-  const { prefix } = options as RegistryOptions & { prefix?: string }
+const registry = fp(async function registry (host: FastifyInstance, options: RegistryPluginOptions) {
+  const { prefix } = options as RegistryPluginOptions & { prefix?: string }
   await host.register(registryContext, {
     ...options,
     ...(prefix === undefined ? {} : { prefix }),
@@ -108,7 +173,8 @@ const registry = fp(async function registry (host: FastifyInstance, options: Reg
 export default registry
 export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
-export { routes } from '../lib/routes.js'
+export { routes, defineRoute, EXTENSION_PREFIX } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
+export { registryFrameworkErrors } from './errors.js'
 export type { RegistryEvent, RegistryEventMap, RegistryEventType, EventOrigin, EventListener, ListenOptions } from '../lib/events.js'
 export type { RepositoryChange, ChangeAction, PolicyHook } from '../lib/policies.js'

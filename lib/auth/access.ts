@@ -31,16 +31,25 @@ export function resourceType (type: string): string {
   return open === -1 ? type : type.slice(0, open)
 }
 
+/** The record of the registry's administration (extension routes of access `admin`). */
+export const ADMIN_RECORD: AccessRecord = Object.freeze({ type: 'registry', name: 'admin', action: '*' })
+
+function isAdminRecord (type: string, name: string): boolean {
+  return resourceType(type) === ADMIN_RECORD.type && name === ADMIN_RECORD.name
+}
+
 /**
  * The records a request needs for a descriptor's access level on a repository. Like CNCF
  * distribution, a write needs `pull` too (clients read back what they write), and the catalog
- * needs `registry:catalog:*`. `none` needs no record, only an authenticated caller.
+ * needs `registry:catalog:*`; administration needs `registry:admin:*`. `none` needs no
+ * record, only an authenticated caller.
  */
 export function requiredAccess (access: Access, name: string | undefined): AccessRecord[] {
   const repository = (action: string): AccessRecord => ({ type: 'repository', name: name ?? '', action })
   switch (access) {
     case 'none': return []
     case 'catalog': return [{ type: 'registry', name: 'catalog', action: '*' }]
+    case 'admin': return [{ ...ADMIN_RECORD }]
     case 'pull': return [repository('pull')]
     case 'push': return [repository('pull'), repository('push')]
     case 'delete': return [repository('delete')]
@@ -91,7 +100,7 @@ export function parseScope (scope: string): ResourceActions | undefined {
 export class Grant {
   private readonly resources: Map<string, Set<string>>
 
-  private constructor (readonly unrestricted: boolean, entries: readonly ResourceActions[]) {
+  private constructor (readonly unrestricted: boolean, entries: readonly ResourceActions[], private readonly admin = false) {
     this.resources = new Map()
     for (const entry of entries) {
       const key = `${resourceType(entry.type)}\u0000${entry.name}`
@@ -101,9 +110,12 @@ export class Grant {
     }
   }
 
-  /** Everything: auth off, or a mode that does not restrict an authenticated user. */
-  static all (): Grant {
-    return new Grant(true, [])
+  /**
+   * Everything on repositories and the catalog: auth off, or a mode that does not restrict an
+   * authenticated user. Administration only with `admin` (deny by default).
+   */
+  static all (options: { admin?: boolean } = {}): Grant {
+    return new Grant(true, [], options.admin === true)
   }
 
   static none (): Grant {
@@ -116,7 +128,7 @@ export class Grant {
   }
 
   allows (type: string, name: string, action: string): boolean {
-    if (this.unrestricted) return true
+    if (this.unrestricted) return this.admin || !isAdminRecord(type, name)
     const actions = this.resources.get(`${resourceType(type)}\u0000${name}`)
     return actions !== undefined && (actions.has('*') || actions.has(action))
   }

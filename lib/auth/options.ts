@@ -15,7 +15,8 @@ export const AuthOptionsSchema = Type.Union([
     path: Type.String({ minLength: 1, description: 'htpasswd file of bcrypt entries (`htpasswd -B`); read again when it changes.' }),
     realm: Type.Optional(Quotable('Realm of the Basic challenge (default "registry").')),
     cacheSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'How long a successful password check is remembered (default 60; 0 turns it off).' })),
-    maxConcurrentChecks: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'Most bcrypt checks at once (default 2).' }))
+    maxConcurrentChecks: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'Most bcrypt checks at once (default 2).' })),
+    admins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Users allowed on admin extension routes (none by default).' }))
   }, { additionalProperties: false }),
   Type.Object({
     mode: Type.Literal('token'),

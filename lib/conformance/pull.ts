@@ -143,6 +143,16 @@ export function pullChecks (): CheckDefinition[] {
       }
     },
     {
+      name: 'GET and HEAD of a manifest by a reference that cannot exist are 404, as the OCI conformance suite asks',
+      run: async (context) => {
+        const url = context.client.urls.manifest(context.repo, '.INVALID_MANIFEST_NAME')
+        // Only the status, as the OCI suite: a router that finds no route may answer without the spec's body.
+        expectStatus(await send(context, { method: 'GET', url, headers: { accept: MANIFEST_ACCEPT } }), 404)
+        const head = await send(context, { method: 'HEAD', url, headers: { accept: MANIFEST_ACCEPT } })
+        expectStatus(head, 404)
+      }
+    },
+    {
       name: 'GET of a manifest with a malformed digest is 400 or 404 with a spec error code',
       run: async (context) => {
         for (const reference of ['sha256:totallywrong', 'sha256:baddigeststring']) {

@@ -1,10 +1,11 @@
 /** GET, HEAD and DELETE of blobs. */
 
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import { RegistryError } from '../../lib/errors.js'
 import { parseDigest } from '../../lib/digest.js'
 import type { ByteRange } from '../../lib/storage/blobs.js'
-import { repositoryOf, varOf, type RouteHandlers } from './types.js'
+import type { routesByName } from '../../lib/routes.js'
+import { repositoryOf, type RouteHandlers, type RouteRequest } from './types.js'
 import { originOf } from './origin.js'
 
 /**
@@ -35,9 +36,9 @@ export function parseRange (header: string | undefined, size: number): ByteRange
   return { start, end }
 }
 
-async function serveBlob (request: FastifyRequest, reply: FastifyReply, withBody: boolean): Promise<unknown> {
+async function serveBlob (request: RouteRequest<typeof routesByName.blob, 'GET' | 'HEAD'>, reply: FastifyReply, withBody: boolean): Promise<unknown> {
   const repository = repositoryOf(request.registry)
-  const digest = varOf(request.registry, 'digest')
+  const digest = request.params.digest
   parseDigest(digest)
   const blob = await repository.statBlob(digest)
   reply.headers({
@@ -71,7 +72,7 @@ export const blobHandlers: RouteHandlers = {
     HEAD: async (request, reply) => await serveBlob(request, reply, false),
     DELETE: async (request, reply) => {
       const repository = repositoryOf(request.registry)
-      const digest = varOf(request.registry, 'digest')
+      const digest = request.params.digest
       await repository.deleteBlob(digest, originOf(request))
       return await reply.code(202).headers({ 'docker-content-digest': digest, 'content-length': 0 }).send()
     }

@@ -1,14 +1,9 @@
 /** Discovery: tags list, catalog and referrers, each paged with `n` and `last`. */
 
-import type { Static } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
 import { paginate, parsePageSize, type Page } from '../../lib/paging.js'
 import { MediaTypes } from '../../lib/manifest/media-types.js'
-import type { schemas } from '../../lib/routes.js'
-import { repositoryOf, varOf, type RouteHandlers } from './types.js'
-
-type PagingQuery = Static<typeof schemas.tagsQuery>
-type ReferrersQuery = Static<typeof schemas.referrersQuery>
+import { repositoryOf, type RouteHandlers } from './types.js'
 
 /** Default page size of the catalog, as CNCF distribution's. */
 const CATALOG_PAGE = 100
@@ -23,7 +18,7 @@ export const discoveryHandlers: RouteHandlers = {
   tags: {
     GET: async (request, reply) => {
       const repository = repositoryOf(request.registry)
-      const query = request.query as PagingQuery
+      const query = request.query
       const n = parsePageSize(query.n)
       const tags = await repository.listTags()
       const page = paginate(tags, (tag) => tag, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
@@ -33,7 +28,7 @@ export const discoveryHandlers: RouteHandlers = {
   },
   catalog: {
     GET: async (request, reply) => {
-      const query = request.query as PagingQuery
+      const query = request.query
       const n = parsePageSize(query.n) ?? CATALOG_PAGE
       const page = paginate(await request.server.ociRegistry.catalog(), (name) => name, { n, ...(query.last === undefined ? {} : { last: query.last }) })
       return sendPage(reply, page, (last) => request.registry.urls.catalog({ n, last }), { repositories: page.items })
@@ -42,8 +37,8 @@ export const discoveryHandlers: RouteHandlers = {
   referrers: {
     GET: async (request, reply) => {
       const repository = repositoryOf(request.registry)
-      const subject = varOf(request.registry, 'digest')
-      const query = request.query as ReferrersQuery
+      const subject = request.params.digest
+      const query = request.query
       const n = parsePageSize(query.n)
       let descriptors = await repository.referrers(subject)
       if (query.artifactType !== undefined) {

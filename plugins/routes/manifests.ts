@@ -1,14 +1,13 @@
 /** Manifests: PUT with validation and multiple tags, GET and HEAD with ETag, DELETE by digest or tag. */
 
-import type { Static } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../../lib/errors.js'
 import { parseReference } from '../../lib/reference.js'
-import type { schemas } from '../../lib/routes.js'
-import { bodyOf, repositoryOf, varOf, type RouteHandlers } from './types.js'
+import type { routesByName } from '../../lib/routes.js'
+import { bodyOf, repositoryOf, type RouteHandlers, type RouteRequest } from './types.js'
 import { originOf } from './origin.js'
 
-type PutQuery = Static<typeof schemas.manifestPutQuery>
+type ManifestRoute = typeof routesByName.manifest
 
 /** Reads a manifest body, refusing one over `limit` bytes with 413 before reading it all. */
 export async function readLimited (request: FastifyRequest, limit: number): Promise<Buffer> {
@@ -25,9 +24,9 @@ export async function readLimited (request: FastifyRequest, limit: number): Prom
   return Buffer.concat(chunks, size)
 }
 
-async function serveManifest (request: FastifyRequest, reply: FastifyReply, withBody: boolean): Promise<unknown> {
+async function serveManifest (request: RouteRequest<ManifestRoute, 'GET' | 'HEAD'>, reply: FastifyReply, withBody: boolean): Promise<unknown> {
   const repository = repositoryOf(request.registry)
-  const reference = parseReference(varOf(request.registry, 'reference'))
+  const reference = parseReference(request.params.reference)
   const manifest = withBody ? await repository.pullManifest(reference, originOf(request)) : await repository.getManifest(reference)
   reply.headers({
     'docker-content-digest': manifest.digest,
@@ -49,8 +48,8 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       HEAD: async (request, reply) => await serveManifest(request, reply, false),
       PUT: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const reference = parseReference(varOf(request.registry, 'reference'))
-        const query = request.query as PutQuery
+        const reference = parseReference(request.params.reference)
+        const query = request.query
         const extraTags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag]
         const body = await readLimited(request, options.manifestBodyLimit)
         const result = await repository.putManifest(body, request.headers['content-type'], reference, extraTags, originOf(request))
@@ -65,7 +64,7 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       },
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        await repository.deleteManifest(parseReference(varOf(request.registry, 'reference')), originOf(request))
+        await repository.deleteManifest(parseReference(request.params.reference), originOf(request))
         return await reply.code(202).header('content-length', 0).send()
       }
     }

@@ -8,19 +8,9 @@ import type { schemas } from '../../lib/routes.js'
 import { uploadRange, type UploadState } from '../../lib/storage/uploads.js'
 import type { Repository } from '../../lib/storage/registry.js'
 import { originOf } from './origin.js'
-import { bodyOf, hasBody, repositoryOf, varOf, type RouteHandlers } from './types.js'
+import { bodyOf, hasBody, repositoryOf, type RouteHandlers } from './types.js'
 
-type StartQuery = Static<typeof schemas.uploadStartQuery>
-type CompleteQuery = Static<typeof schemas.uploadCompleteQuery>
 type ChunkHeaders = Static<typeof schemas.uploadChunkHeaders>
-
-const uuidRegex = /^[A-Za-z0-9_=-]{1,128}$/
-
-function uuidOf (request: FastifyRequest): string {
-  const uuid = varOf(request.registry, 'uuid')
-  if (!uuidRegex.test(uuid)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
-  return uuid
-}
 
 /** The chunk's `Content-Range` (`a-b`, inclusive), checked against its `Content-Length`. */
 export function parseContentRange (headers: ChunkHeaders): { start: number, end: number } | undefined {
@@ -61,7 +51,7 @@ export function uploadHandlers (): RouteHandlers {
     'blob-upload': {
       POST: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const query = request.query as StartQuery
+        const query = request.query
         const origin = originOf(request)
         if (query.mount !== undefined) {
           const { access } = request.registry
@@ -93,21 +83,21 @@ export function uploadHandlers (): RouteHandlers {
     'blob-upload-chunk': {
       GET: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const state = await repository.uploadStatus(uuidOf(request))
+        const state = await repository.uploadStatus(request.params.uuid)
         return replyInProgress(request, reply, repository, state, 204)
       },
       PATCH: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const uuid = uuidOf(request)
-        const range = parseContentRange(request.headers as ChunkHeaders)
+        const uuid = request.params.uuid
+        const range = parseContentRange(request.headers)
         const state = await repository.appendUpload(uuid, bodyOf(request), range?.start, originOf(request))
         return replyInProgress(request, reply, repository, state, 202)
       },
       PUT: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const uuid = uuidOf(request)
-        const query = request.query as CompleteQuery
-        const range = parseContentRange(request.headers as ChunkHeaders)
+        const uuid = request.params.uuid
+        const query = request.query
+        const range = parseContentRange(request.headers)
         const descriptor = await repository.completeUpload(uuid, query.digest, {
           ...(query.size === undefined ? {} : { size: Number(query.size) }),
           ...(hasBody(request) ? { body: bodyOf(request) } : {}),
@@ -117,7 +107,7 @@ export function uploadHandlers (): RouteHandlers {
       },
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        await repository.cancelUpload(uuidOf(request), originOf(request))
+        await repository.cancelUpload(request.params.uuid, originOf(request))
         return await reply.code(204).send()
       }
     }

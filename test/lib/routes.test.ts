@@ -78,3 +78,43 @@ t.test('input validation answers with the code the failing property carries', as
   t.throws(() => validateInput(schemas.uploadCompleteQuery, { digest, size: '-1' }, 'UNSUPPORTED'), { code: 'SIZE_INVALID' })
   t.same(validateInput(schemas.tagsQuery, { n: '5', last: 'a' }, 'UNSUPPORTED'), { n: '5', last: 'a' })
 })
+
+t.test('matchers come from the templates: a route table takes extension routes under /v2/_oci/ only', async (t) => {
+  const { RouteTable, defineRoute, EXTENSION_PREFIX } = await import('../../lib/routes.js')
+  const { Type } = await import('@sinclair/typebox')
+  const table = new RouteTable(routes)
+  const report = defineRoute({
+    name: 'ext-report',
+    path: `${EXTENSION_PREFIX}report/{name}/summary`,
+    description: 'A report.',
+    params: Type.Object({ name: schemas.name }),
+    methods: { GET: { description: 'The report.', access: 'pull', responses: [{ status: 200, description: 'It.' }], errors: ['NAME_INVALID'] } }
+  })
+  table.add(report, { extension: true })
+  t.same(table.match('_oci/report/library/ubuntu/summary'), { route: report, vars: { name: 'library/ubuntu' } })
+  t.equal(table.match('library/ubuntu/manifests/latest')?.route.name, 'manifest', 'the spec\'s routes still match')
+  t.equal(table.match('_oci/report/a'), undefined)
+  t.throws(() => table.add({ ...report, name: 'elsewhere', path: '/v2/{name}/report' }, { extension: true }), /not under \/v2\/_oci\//)
+  t.throws(() => table.add(report, { extension: true }), /already defined/)
+  t.throws(() => table.add({ ...report, name: 'undescribed', path: `${EXTENSION_PREFIX}x/{id}` }, { extension: true }), /no schema in params/)
+})
+
+t.test('every upload id of the route grammar is a valid storage path segment', async (t) => {
+  const { UPLOAD_ID_PATTERN } = await import('../../lib/reference.js')
+  const { isValidSegment } = await import('../../lib/storage/driver.js')
+  const { randomUUID } = await import('node:crypto')
+  const grammar = new RegExp(`^${UPLOAD_ID_PATTERN}$`)
+  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=.+/%:'
+  const accepted: string[] = []
+  for (let i = 0; i < 5000; i++) {
+    let id = ''
+    const length = 1 + (i % 140)
+    // Mostly letters and digits, now and then a character outside the grammar.
+    for (let j = 0; j < length; j++) id += alphabet[(i * 31 + j * 17 + (i >> 3) * j) % (i % 7 === 0 ? alphabet.length : 64)]
+    if (grammar.test(id)) accepted.push(id)
+  }
+  t.ok(accepted.length > 1000, `${accepted.length} generated ids follow the grammar`)
+  t.same(accepted.filter((id) => !isValidSegment(id)), [], 'each is a storage path segment')
+  t.ok(grammar.test(randomUUID()), 'the ids this registry makes')
+  for (const bad of ['==========', 'a=b', '.', '..', 'a.b', '', 'x'.repeat(129)]) t.notOk(grammar.test(bad), `refused: ${bad.slice(0, 12)}`)
+})
