@@ -22,3 +22,4 @@ export { Registry, Repository, type RegistryServiceOptions } from './storage/reg
 export { BlobStore, LinkedBlobStore, type BlobDescriptor, type ByteRange } from './storage/blobs.js'
 export { UploadStore, UploadSessions, uploadRange, type UploadState, type ByteSource } from './storage/uploads.js'
 export { ManifestStore, TagStore, ReferrerStore, type StoredManifest, type PutManifestResult, type Schema1Verifier } from './storage/manifests.js'
+export { MissingDependencyError } from './optional.js'
