@@ -1,8 +1,5 @@
 import t from 'tap'
-import { StorageUnavailableError } from '../../lib/storage/driver.js'
 import { RegistryCache } from '../../lib/storage/cache.js'
-import { RedisStore } from '../../lib/storage/redis-store.js'
-import { startRedis } from '../redis.js'
 
 t.test('without a shared store, lookups load every time; manifests are kept in memory', async (t) => {
   const cache = new RegistryCache({ manifestBytes: 1000 })
@@ -42,38 +39,4 @@ t.test('blob sizes by digest are kept in memory once found, never their absence'
   cache.forgetBlob('sha256:b')
   stored = undefined
   t.equal(await cache.blobSize('sha256:b', load), undefined, 'a forgotten size is looked up again')
-})
-
-t.test('a shared Redis cache: fills, tombstones, and what happens when Redis is gone', async (t) => {
-  const url = await startRedis(t)
-  const store = new RedisStore(url, 'test:')
-  const cache = new RegistryCache({ shared: store, ttlSeconds: 60 })
-  t.teardown(() => cache.close())
-  let storage: string | undefined = 'sha256:one'
-  let loads = 0
-  const load = async (): Promise<string | undefined> => { loads++; return storage }
-
-  t.equal(await cache.lookup('tag:r:t', load), 'sha256:one')
-  t.equal(await cache.lookup('tag:r:t', load), 'sha256:one')
-  t.equal(loads, 1, 'the second lookup is answered by Redis')
-  t.ok(await store.redis.ttl('test:tag:r:t') > 0, 'entries expire')
-
-  await cache.invalidate('tag:r:t')
-  storage = 'sha256:two'
-  t.equal(await cache.lookup('tag:r:t', load), 'sha256:two', 'after an invalidation the lookup reads storage')
-  t.equal(await store.redis.get('test:tag:r:t'), '~', 'and the tombstone stays: no fill during the write window')
-  // A replica that read storage before the write, filling afterwards, cannot put the old value back.
-  await store.fill('tag:r:t', 'sha256:one', 60)
-  t.equal(await cache.lookup('tag:r:t', load), 'sha256:two', 'a late fill is refused')
-
-  storage = undefined
-  t.equal(await cache.lookup('tag:r:missing', load), undefined)
-  t.equal(await store.redis.exists('test:tag:r:missing'), 0, 'absence is never cached')
-
-  store.redis.disconnect()
-  storage = 'sha256:three'
-  const before = loads
-  t.equal(await cache.lookup('tag:r:t', load), 'sha256:three', 'with Redis gone, lookups read storage')
-  t.equal(loads, before + 1)
-  await t.rejects(cache.invalidate('tag:r:t'), StorageUnavailableError, 'and a write that cannot invalidate fails (UNAVAILABLE)')
 })

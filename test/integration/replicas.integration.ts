@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { UrlBuilder } from '../lib/urls.js'
-import { digestOf } from '../lib/digest.js'
-import { startRedis } from './redis.js'
-import { startListening } from './server-process.js'
-import { startS3Server } from './s3.js'
-import { tempDir } from './helpers.js'
+import { UrlBuilder } from '../../lib/urls.js'
+import { digestOf } from '../../lib/digest.js'
+import { startRedis } from '../redis.js'
+import { startListening } from '../server-process.js'
+import { startS3Server } from '../s3.js'
+import { tempDir } from '../helpers.js'
 
 // Each case starts its own processes; side by side they would only compete for the two cores.
 t.jobs = 1
