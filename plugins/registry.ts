@@ -1,7 +1,7 @@
 /**
  * The umbrella plugin a user registers. Encapsulated on purpose (not wrapped in
- * fastify-plugin): its error handler, content-type parser, hooks and decorators stay inside,
- * so the host app is untouched outside `/v2/`.
+ * fastify-plugin): its error handler, content-type parser, hooks and request decorator stay
+ * inside, so the host app is untouched outside `/v2/` (its one decorator is below).
  *
  * Fastify's router cannot capture a multi-segment name mid-path, so the plugin registers
  * `/v2/` and `/v2/*` and dispatches from the route descriptors: the context hook resolves
@@ -10,6 +10,8 @@
  */
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Registry } from '../lib/storage/registry.js'
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
 import { RegistryError } from '../lib/errors.js'
 import { validateInput, type HttpMethod } from '../lib/routes.js'
@@ -29,7 +31,7 @@ export type { RegistryOptions } from '../lib/options.js'
 const METHODS: HttpMethod[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE']
 
 function handlerTable (options: ResolvedOptions): RouteHandlers {
-  const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(options), manifestHandlers(options), discoveryHandlers]
+  const tables: RouteHandlers[] = [baseHandlers, blobHandlers, uploadHandlers(), manifestHandlers(options), discoveryHandlers]
   const merged: RouteHandlers = {}
   for (const table of tables) {
     for (const [route, methods] of Object.entries(table) as Array<[keyof RouteHandlers, Partial<Record<HttpMethod, RouteHandler>>]>) {
@@ -58,10 +60,17 @@ function dispatcher (handlers: RouteHandlers) {
   }
 }
 
-const registry: FastifyPluginAsync<RegistryOptions> = async function registry (app: FastifyInstance, options: RegistryOptions) {
-  const resolved = resolveOptions(options)
+/** Handed to the encapsulated part: shows the registry's services to the host once built. */
+interface ExposeOption {
+  expose?: (services: Registry) => void
+}
+
+const registryContext: FastifyPluginAsync<RegistryOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryOptions & ExposeOption) {
+  const { expose, ...registryOptions } = options
+  const resolved = resolveOptions(registryOptions)
   await app.register(errorsPlugin)
   await app.register(storagePlugin, resolved)
+  expose?.(app.ociRegistry)
   await app.register(contextPlugin, resolved)
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
@@ -77,8 +86,29 @@ const registry: FastifyPluginAsync<RegistryOptions> = async function registry (a
   app.route({ method: METHODS, url: '/v2/*', handler: dispatch, exposeHeadRoute: false })
 }
 
+/**
+ * The plugin a user registers. Everything it adds (routes, error handler, parsers, hooks) lives
+ * in an encapsulated child context; the host gets one decorator, `ociRegistry`: the services,
+ * where embedders subscribe to events (`app.ociRegistry.events.on(...)`) and add policy hooks
+ * (`app.ociRegistry.policies.add(...)`). A host that registers the plugin twice (two prefixes)
+ * keeps the first registration's decorator. Fastify does not apply `prefix` to a plugin wrapped
+ * in fastify-plugin, so it is handed on to the child.
+ */
+const registry = fp(async function registry (host: FastifyInstance, options: RegistryOptions) {
+  const { prefix } = options as RegistryOptions & { prefix?: string }
+  await host.register(registryContext, {
+    ...options,
+    ...(prefix === undefined ? {} : { prefix }),
+    expose: (services) => {
+      if (!host.hasDecorator('ociRegistry')) host.decorate('ociRegistry', services)
+    }
+  })
+}, { fastify: '5.x', name: 'fastify-oci-registry' })
+
 export default registry
 export { registry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'
+export type { RegistryEvent, RegistryEventMap, RegistryEventType, EventOrigin, EventListener, ListenOptions } from '../lib/events.js'
+export type { RepositoryChange, ChangeAction, PolicyHook } from '../lib/policies.js'

@@ -64,9 +64,11 @@ async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): P
   const registry = new Registry(await createDriver(options.storage, app.log), {
     cache: await createCache(options.cache, app.log),
     deleteEnabled: options.delete,
+    mountWithoutFrom: options.mountWithoutFrom,
     maxTagsPerRequest: options.maxTagsPerRequest,
     ...(options.schema1 === 'verify' ? { schema1: schema1Verifier } : {})
   })
+  registry.events.setLogger(app.log)
   app.decorate('ociRegistry', registry)
 
   let purgeTimer: NodeJS.Timeout | undefined

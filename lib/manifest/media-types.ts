@@ -13,21 +13,24 @@ export const MediaTypes = {
 
 export type ManifestKind = 'image' | 'index' | 'schema1'
 
-/** The manifest media types, with what each one is. */
-export const manifestKinds: Readonly<Record<string, ManifestKind>> = {
-  [MediaTypes.ociManifest]: 'image',
-  [MediaTypes.dockerManifest]: 'image',
-  [MediaTypes.ociIndex]: 'index',
-  [MediaTypes.dockerManifestList]: 'index',
-  [MediaTypes.dockerSchema1Signed]: 'schema1',
-  [MediaTypes.dockerSchema1]: 'schema1'
-}
+/**
+ * The manifest media types, with what each one is. A Map, never a plain object: the keys looked
+ * up come from clients, and `constructor` or `__proto__` must not pass for a media type.
+ */
+export const manifestKinds: ReadonlyMap<string, ManifestKind> = new Map<string, ManifestKind>([
+  [MediaTypes.ociManifest, 'image'],
+  [MediaTypes.dockerManifest, 'image'],
+  [MediaTypes.ociIndex, 'index'],
+  [MediaTypes.dockerManifestList, 'index'],
+  [MediaTypes.dockerSchema1Signed, 'schema1'],
+  [MediaTypes.dockerSchema1, 'schema1']
+])
 
 /** The empty JSON object `{}` that artifacts use as config: its content is known. */
 export const EMPTY_BLOB_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
 
 export function isManifestMediaType (mediaType: string): boolean {
-  return Object.hasOwn(manifestKinds, mediaType)
+  return manifestKinds.has(mediaType)
 }
 
 /** The media type of a Content-Type header, without parameters, lower case. */

@@ -122,7 +122,7 @@ export function parseManifest (bytes: Buffer, contentType: string | undefined): 
     throw invalid('Content-Type and the manifest\'s mediaType disagree', { contentType: declared, mediaType: own })
   }
   const mediaType = own ?? (declared !== undefined && isManifestMediaType(declared) ? declared : inferMediaType(json))
-  const kind = manifestKinds[mediaType]
+  const kind = manifestKinds.get(mediaType)
   if (kind === undefined) throw invalid(`unsupported manifest media type ${mediaType}`, { mediaType })
   if (kind === 'schema1') {
     // Verified and parsed by the schema 1 module; here only what every kind shares.

@@ -119,6 +119,15 @@ export class LinkedBlobStore {
     return descriptor
   }
 
+  /**
+   * Whether the repository links the blob and its data is stored, both asked of storage itself:
+   * for writes that rely on the answer (a manifest's references, a mount's source).
+   */
+  async isStoredHere (digest: string): Promise<boolean> {
+    const [linked, stored] = await Promise.all([this.hasLink(digest), this.blobs.isStored(digest)])
+    return linked && stored
+  }
+
   async hasLink (digest: string): Promise<boolean> {
     try {
       const info = await this.driver.stat(this.linkPath(digest))

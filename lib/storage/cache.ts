@@ -1,18 +1,26 @@
 /**
  * Caches in front of storage, used by the services (blob, tag and manifest stores) and nowhere
- * else. Storage stays the truth: a cache only saves round trips to it.
+ * else. Storage stays the truth: a cache only saves round trips to it. The contract, for every
+ * cache of the registry:
  *
- * - In-process, by default: LRUs of immutable facts. Manifests by digest with their media type,
- *   and blob sizes by digest: the bytes under a digest never change, and the registry never
- *   removes a blob's data (only an offline garbage collection would), so there is nothing to
- *   invalidate. Whether a repository holds a manifest or links a blob is still checked on every
- *   read. Writes (publishing an upload, a mount) look at storage itself.
- * - Shared, optional: Redis (redis-store.ts), for lookups that change (a tag's digest, a blob linked into a
- *   repository, a manifest revision), read and invalidated by every replica alike. Only facts
- *   found in storage are cached. A write first replaces the key with a short-lived tombstone,
- *   and fills never overwrite (`SET NX`): a replica that read storage just before the write
- *   cannot put the old value back. Reads fall back to storage when Redis is unreachable; a
- *   write that cannot invalidate fails (UNAVAILABLE) rather than leave replicas stale.
+ * | What | Where | Kept for | Evicted by |
+ * | --- | --- | --- | --- |
+ * | Manifest bytes and media type, by digest | process (LRU, `manifestBytes`) | until pushed out | the last revision's delete; content under a digest never changes, and every read checks the revision link first |
+ * | Blob size, by digest ("the data exists") | process (LRU) | `blobFreshnessMs` (default 2 s), then asked of storage again | a GET that finds the data gone; a delete through the registry (a collection, a quarantine) |
+ * | Tag → digest, repository → blob link, manifest revision | Redis, when configured (else storage every time) | `ttlSeconds` | a tombstone written before the change, in every replica at once |
+ * | Directory listings and small files | the filesystem driver, in process | while `stat` shows them unchanged | the `stat` each read makes |
+ * | A repository's last tag listing | process | while the listing is the same | the listing each read makes |
+ *
+ * So without Redis, no process says a blob exists more than `blobFreshnessMs` after its data is
+ * gone, however it went (another replica, a collector, a person). Writes that depend on
+ * existence (publishing an upload, a mount, a manifest's references) ask storage, never a cache:
+ * a push can never lean on a blob that is no longer there.
+ *
+ * Redis (redis-store.ts) holds lookups that change, read and invalidated by every replica alike.
+ * Only facts found in storage are cached. A write first replaces the key with a short-lived
+ * tombstone, and fills never overwrite (`SET NX`): a replica that read storage just before the
+ * write cannot put the old value back. Reads fall back to storage when Redis is unreachable; a
+ * write that cannot invalidate fails (UNAVAILABLE) rather than leave replicas stale.
  */
 
 import { LRUCache } from 'lru-cache'
@@ -44,6 +52,8 @@ const TOMBSTONE = '~'
 const TOMBSTONE_SECONDS = 60
 /** Blob sizes kept in process memory: about 150 bytes each. */
 const BLOB_SIZES_KEPT = 10_000
+/** How long a blob size found in storage is trusted before storage is asked again. */
+const BLOB_FRESHNESS_MS = 2000
 
 export interface RegistryCacheOptions {
   /** The shared cache; without it, lookups go to storage every time. */
@@ -52,6 +62,8 @@ export interface RegistryCacheOptions {
   ttlSeconds?: number
   /** Bytes of manifests kept in process memory (default 16 MiB; 0 disables). */
   manifestBytes?: number
+  /** How long an in-process blob size is trusted, in ms (default 2,000; 0 asks storage every time). */
+  blobFreshnessMs?: number
   log?: CacheLogger
 }
 
@@ -59,13 +71,15 @@ export class RegistryCache {
   private readonly shared: SharedStore | undefined
   private readonly ttlSeconds: number
   private readonly manifests: LRUCache<string, CachedManifest> | undefined
-  private readonly blobSizes = new LRUCache<string, string>({ max: BLOB_SIZES_KEPT })
+  private readonly blobSizes: LRUCache<string, string> | undefined
   private readonly log: CacheLogger | undefined
 
   constructor (options: RegistryCacheOptions = {}) {
     this.shared = options.shared
     this.ttlSeconds = options.ttlSeconds ?? 3600
     this.log = options.log
+    const freshness = options.blobFreshnessMs ?? BLOB_FRESHNESS_MS
+    this.blobSizes = freshness > 0 ? new LRUCache<string, string>({ max: BLOB_SIZES_KEPT, ttl: freshness, ttlAutopurge: false }) : undefined
     const bytes = options.manifestBytes ?? 16 * 1024 * 1024
     // One large index must not push out everything else: entries above an eighth are not kept.
     this.manifests = bytes > 0
@@ -119,18 +133,22 @@ export class RegistryCache {
     return manifest
   }
 
-  /** A blob's size by digest (as a decimal string), from memory when seen before, else a lookup. */
+  /**
+   * A blob's size by digest (as a decimal string): from memory when found in storage less than
+   * the freshness ago, else from storage. Never from Redis: a shared entry could outlive data
+   * removed behind the registry's back for its whole lifetime.
+   */
   async blobSize (digest: string, load: () => Promise<string | undefined>): Promise<string | undefined> {
-    const known = this.blobSizes.get(digest)
+    const known = this.blobSizes?.get(digest)
     if (known !== undefined) return known
-    const size = await this.lookup(cacheKeys.blob(digest), load)
-    if (size !== undefined) this.blobSizes.set(digest, size)
+    const size = await load()
+    if (size !== undefined) this.blobSizes?.set(digest, size)
     return size
   }
 
-  /** Drops a blob's size from memory: its data was found missing (removed behind the registry's back). */
+  /** Drops a blob's size from memory: its data is gone (found missing, or removed through the registry). */
   forgetBlob (digest: string): void {
-    this.blobSizes.delete(digest)
+    this.blobSizes?.delete(digest)
   }
 
   /** Drops a manifest from memory (its last revision was deleted). */
@@ -140,14 +158,13 @@ export class RegistryCache {
 
   async close (): Promise<void> {
     this.manifests?.clear()
-    this.blobSizes.clear()
+    this.blobSizes?.clear()
     await this.shared?.close()
   }
 }
 
 /** Cache keys, in one place. */
 export const cacheKeys = {
-  blob: (digest: string): string => `blob:${digest}`,
   link: (name: string, digest: string): string => `link:${name}:${digest}`,
   tag: (name: string, tag: string): string => `tag:${name}:${tag}`,
   revision: (name: string, digest: string): string => `revision:${name}:${digest}`

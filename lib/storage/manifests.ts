@@ -10,7 +10,7 @@ import { digestOf, parseDigest, type Algorithm } from '../digest.js'
 import { assertTag, type Reference } from '../reference.js'
 import { compareLexically } from '../paging.js'
 import { EMPTY_BLOB_DIGEST } from '../manifest/media-types.js'
-import { mediaTypeOf, parseManifest, type Descriptor, type ParsedManifest } from '../manifest/parse.js'
+import { mediaTypeOf, parseManifest, type Descriptor } from '../manifest/parse.js'
 import { childNames, isPathNotFound, type StorageDriver } from './driver.js'
 import { digestParts, pathFor } from './paths.js'
 import type { BlobStore, LinkedBlobStore } from './blobs.js'
@@ -21,6 +21,23 @@ export interface StoredManifest {
   mediaType: string
   content: Buffer
 }
+
+/** A manifest validated for storing, with what it names. */
+export interface PreparedManifest {
+  bytes: Buffer
+  digest: string
+  mediaType: string
+  /** Tags to point at it: the reference's and every `?tag=`. */
+  tags: string[]
+  /** Blobs it references (config and layers), without repeats. */
+  blobs: string[]
+  /** Manifests an index lists. */
+  children: string[]
+  subject?: string
+}
+
+/** Reference checks of one manifest PUT run at most this many storage calls at a time. */
+const REFERENCE_CHECKS_AT_ONCE = 8
 
 export interface PutManifestResult {
   digest: string
@@ -64,9 +81,10 @@ export class TagStore {
 
   async set (tag: string, digest: string): Promise<void> {
     await this.cache.invalidate(cacheKeys.tag(this.name, tag))
-    const parts = digestParts(digest)
-    await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...parts }), digest)
+    // The current link first: a tag's directory exists only once it points somewhere, so a set
+    // stopped half way never lists a tag that resolves to nothing. The index is history.
     await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
+    await this.driver.putContent(pathFor({ kind: 'tagIndexEntry', name: this.name, tag, ...digestParts(digest) }), digest)
   }
 
   /** Removes a tag; false when there was none. */
@@ -190,10 +208,10 @@ export class ManifestStore {
   }
 
   /**
-   * Validates and stores a manifest under `reference` and every tag in `extraTags`. Nothing is
-   * written unless every check passes.
+   * Validates a manifest for `reference` and every tag in `extraTags`: its grammar, digest and
+   * that everything it references is stored. Writes nothing.
    */
-  async put (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[] = []): Promise<PutManifestResult> {
+  async prepare (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[] = []): Promise<PreparedManifest> {
     const tags = [...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags])]
     if (tags.length > this.options.maxTagsPerRequest) {
       throw new RegistryError('TAG_INVALID', { reason: `more than ${this.options.maxTagsPerRequest} tags in one request` }, { statusCode: 414 })
@@ -220,28 +238,74 @@ export class ManifestStore {
     if (reference.kind === 'digest' && reference.digest !== digest) {
       throw new RegistryError('DIGEST_INVALID', { digest: reference.digest, computed: digest, reason: 'the manifest does not match the digest in the URL' })
     }
-    await this.checkReferences(parsed, blobs)
-
-    await this.blobs.putContent(digest, bytes)
-    await this.driver.putContent(this.revisionLink(digest), digest)
-    if (parsed.subject !== undefined) await this.referrers.add(parsed.subject.digest, digest)
-    await Promise.all(tags.map(async (tag) => { await this.tags.set(tag, digest) }))
-    return { digest, tags, ...(parsed.subject === undefined ? {} : { subject: parsed.subject.digest }) }
-  }
-
-  private async checkReferences (parsed: ParsedManifest, blobs: string[]): Promise<void> {
-    const missingBlobs = await Promise.all([...new Set(blobs)].map(async (digest) =>
-      digest === EMPTY_BLOB_DIGEST || await this.linked.stat(digest) !== undefined ? undefined : digest))
-    const missingManifests = await Promise.all(parsed.manifests.map(async (manifest: Descriptor) =>
-      await this.exists(manifest.digest) ? undefined : manifest.digest))
-    const missing = [...missingBlobs, ...missingManifests].filter((digest): digest is string => digest !== undefined)
-    if (missing.length > 0) {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { digest: missing[0], missing })
+    const children = parsed.manifests.map((manifest: Descriptor) => manifest.digest)
+    await this.checkReferences([...new Set(blobs)], [...new Set(children)])
+    return {
+      bytes,
+      digest,
+      mediaType: parsed.mediaType,
+      tags,
+      blobs: [...new Set(blobs)],
+      children,
+      ...(parsed.subject === undefined ? {} : { subject: parsed.subject.digest })
     }
   }
 
-  /** Deletes a revision, every tag pointing at it and its referrer entry. */
-  async delete (digest: string): Promise<void> {
+  /**
+   * Stores a prepared manifest: its bytes, the revision link, its referrer entry, then its tags.
+   * Returns what each tag pointed at before (undefined for a new tag).
+   */
+  async commit (manifest: PreparedManifest): Promise<Map<string, string | undefined>> {
+    const previous = new Map<string, string | undefined>()
+    await Promise.all(manifest.tags.map(async (tag) => { previous.set(tag, await this.tags.get(tag)) }))
+    await this.blobs.putContent(manifest.digest, manifest.bytes)
+    await this.driver.putContent(this.revisionLink(manifest.digest), manifest.digest)
+    if (manifest.subject !== undefined) await this.referrers.add(manifest.subject, manifest.digest)
+    await Promise.all(manifest.tags.map(async (tag) => { await this.tags.set(tag, manifest.digest) }))
+    return previous
+  }
+
+  /**
+   * Checks that every blob and child manifest a manifest names is stored, asking storage (never
+   * a cache: a cached answer may outlive data removed by a collection or by hand). At most
+   * REFERENCE_CHECKS_AT_ONCE at a time, stopping at the first missing one: the work is bounded
+   * by that, not by how many the manifest names.
+   */
+  private async checkReferences (blobs: readonly string[], children: readonly string[]): Promise<void> {
+    const checks: Array<{ digest: string, present: () => Promise<boolean> }> = [
+      ...blobs.filter((digest) => digest !== EMPTY_BLOB_DIGEST).map((digest) => ({ digest, present: async () => await this.linked.isStoredHere(digest) })),
+      ...children.map((digest) => ({ digest, present: async () => await this.revisionStored(digest) }))
+    ]
+    const missing: string[] = []
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (missing.length === 0 && next < checks.length) {
+        const check = checks[next++] as { digest: string, present: () => Promise<boolean> }
+        if (!await check.present()) missing.push(check.digest)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(REFERENCE_CHECKS_AT_ONCE, checks.length) }, worker))
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', {
+        digest: missing[0],
+        missing: missing.slice(0, 10),
+        reason: `${missing.length === 1 ? 'a reference is' : 'references are'} not stored in this repository; checking stopped at the first missing`
+      })
+    }
+  }
+
+  /** Whether the revision link is in storage, asked of storage itself. */
+  private async revisionStored (digest: string): Promise<boolean> {
+    try {
+      return !(await this.driver.stat(this.revisionLink(digest))).isDir
+    } catch (error) {
+      if (isPathNotFound(error)) return false
+      throw error
+    }
+  }
+
+  /** Deletes a revision, every tag pointing at it and its referrer entry; returns the tags removed. */
+  async delete (digest: string): Promise<string[]> {
     if (!await this.exists(digest)) throw await this.unknown({ digest })
     let subject: string | undefined
     try {
@@ -249,19 +313,25 @@ export class ManifestStore {
     } catch {
       subject = undefined
     }
+    // The revision goes last: a delete stopped half way (a crash, a failed call) still finds
+    // the manifest, and its retry removes what is left instead of leaving tags on nothing.
+    const removed: string[] = []
+    for (const tag of await this.tags.list()) {
+      if (await this.tags.get(tag) === digest && await this.tags.delete(tag)) removed.push(tag)
+    }
+    if (subject !== undefined) await this.referrers.remove(subject, digest)
     await this.cache.invalidate(cacheKeys.revision(this.name, digest))
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
     // Not needed for correctness (reads check the revision link first), but frees the memory.
     this.cache.forgetManifest(digest)
-    for (const tag of await this.tags.list()) {
-      if (await this.tags.get(tag) === digest) await this.tags.delete(tag)
-    }
-    if (subject !== undefined) await this.referrers.remove(subject, digest)
+    return removed
   }
 
-  /** Removes one tag; MANIFEST_UNKNOWN when it does not exist. */
-  async untag (tag: string): Promise<void> {
-    if (!await this.tags.delete(tag)) throw await this.unknown({ tag })
+  /** Removes one tag; returns the digest it pointed at. MANIFEST_UNKNOWN when it does not exist. */
+  async untag (tag: string): Promise<string> {
+    const digest = await this.tags.get(tag)
+    if (!await this.tags.delete(tag) || digest === undefined) throw await this.unknown({ tag })
+    return digest
   }
 
   /** Descriptors of the manifests whose subject is `subject`, sorted by digest. */

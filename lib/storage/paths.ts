@@ -11,6 +11,7 @@
  *       _manifests/tags/<tag>/index/<alg>/<hex>/link          every revision the tag pointed at
  *       _uploads/<uuid>/data                                  bytes of an upload in progress
  *       _uploads/<uuid>/startedat                             when it started (RFC 3339)
+ *       _uploads/<uuid>/completing                            `<digest> <size>` while it is published (this project's)
  *       _uploads/<uuid>/hashstates/<alg>/<offset>             distribution's resumable hash states
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
  *
@@ -39,6 +40,7 @@ export type PathSpec =
   | { kind: 'upload', name: string, uuid: string }
   | { kind: 'uploadData', name: string, uuid: string }
   | { kind: 'uploadStartedAt', name: string, uuid: string }
+  | { kind: 'uploadCompleting', name: string, uuid: string }
   | { kind: 'referrersRoot', name: string }
   | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
   | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
@@ -72,6 +74,7 @@ export function pathFor (spec: PathSpec): string {
     case 'upload': return `${repo(spec.name)}/_uploads/${spec.uuid}`
     case 'uploadData': return `${repo(spec.name)}/_uploads/${spec.uuid}/data`
     case 'uploadStartedAt': return `${repo(spec.name)}/_uploads/${spec.uuid}/startedat`
+    case 'uploadCompleting': return `${repo(spec.name)}/_uploads/${spec.uuid}/completing`
     case 'referrersRoot': return `${repo(spec.name)}/_referrers`
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`

@@ -1,6 +1,7 @@
 /**
- * The registry's storage services over one driver: the global blob store, the catalog and,
- * per repository, its linked blobs, uploads, manifests, tags and referrers.
+ * The registry's storage services over one driver: the global blob store, the catalog, the
+ * write path's policy hooks and events, and, per repository, the write path itself
+ * (repository.ts) over its linked blobs, uploads, manifests, tags and referrers.
  */
 
 import { RegistryError } from '../errors.js'
@@ -8,10 +9,15 @@ import { assertName, isValidName } from '../reference.js'
 import { compareLexically } from '../paging.js'
 import { childNames, type StorageDriver } from './driver.js'
 import { pathFor } from './paths.js'
-import { BlobStore, LinkedBlobStore } from './blobs.js'
-import { UploadSessions, UploadStore } from './uploads.js'
-import { ManifestStore, ReferrerStore, TagStore, type Schema1Verifier } from './manifests.js'
+import { BlobStore } from './blobs.js'
+import { UploadSessions } from './uploads.js'
+import type { Schema1Verifier } from './manifests.js'
 import { RegistryCache } from './cache.js'
+import { Repository } from './repository.js'
+import { RegistryEvents } from '../events.js'
+import { Policies, readOnlyPolicy } from '../policies.js'
+
+export { Repository }
 
 export interface RegistryServiceOptions {
   /** Whether manifests, tags and blobs may be deleted. */
@@ -22,22 +28,10 @@ export interface RegistryServiceOptions {
   schema1?: Schema1Verifier
   /** Caches in front of storage (default: manifests and blob sizes in process memory, no shared cache). */
   cache?: RegistryCache
-}
-
-export class Repository {
-  readonly blobs: LinkedBlobStore
-  readonly uploads: UploadStore
-  readonly manifests: ManifestStore
-
-  constructor (readonly registry: Registry, readonly name: string) {
-    const { driver } = registry
-    this.blobs = new LinkedBlobStore(registry.blobs, driver, name)
-    this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
-    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name, registry.cache), new ReferrerStore(driver, name), name, {
-      maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
-      ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
-    }, registry.cache)
-  }
+  /** Honour a mount without `from` by finding the blob in any repository (default false). */
+  mountWithoutFrom?: boolean
+  /** Refuse every change (distribution's read-only maintenance mode); switchable with `readOnly`. */
+  readOnly?: boolean
 }
 
 const MAX_KEPT_REPOSITORIES = 1000
@@ -46,12 +40,29 @@ export class Registry {
   readonly blobs: BlobStore
   readonly uploadSessions = new UploadSessions()
   readonly deleteEnabled: boolean
+  readonly mountWithoutFrom: boolean
   readonly cache: RegistryCache
+  /** Typed events after each committed change, and for pulls. */
+  readonly events = new RegistryEvents()
+  /** Hooks that may refuse a change before it is committed. */
+  readonly policies = new Policies()
+  /** Read-only mode: every change is refused while true. */
+  readOnly: boolean
+  /** Repositories this process has seen hold something: `repository.created` is not asked of storage again. */
+  readonly knownRepositories = new Set<string>()
 
   constructor (readonly driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
     this.cache = options.cache ?? new RegistryCache()
     this.blobs = new BlobStore(driver, this.cache)
     this.deleteEnabled = options.deleteEnabled ?? false
+    this.mountWithoutFrom = options.mountWithoutFrom ?? false
+    this.readOnly = options.readOnly ?? false
+    this.policies.add(readOnlyPolicy(() => this.readOnly))
+  }
+
+  rememberRepository (name: string): void {
+    if (this.knownRepositories.size >= MAX_KEPT_REPOSITORIES) this.knownRepositories.clear()
+    this.knownRepositories.add(name)
   }
 
   /** Repositories are stateless views: kept by name so a request does not build five objects. */

@@ -7,6 +7,10 @@
  * serialized. "As it is now" is the data file's size, time and driver token (S3's ETag) seen
  * when this process last wrote it: a replica that wrote the same number of other bytes since
  * does not pass for this process's own write.
+ *
+ * Completing is several steps (publish the data under its digest, link it, remove the upload).
+ * Before the first, the upload records `completing` (the digest and size): after a crash at any
+ * later point, the upload's status still answers and a retried completion finishes the job.
  */
 
 import { randomUUID } from 'node:crypto'
@@ -51,6 +55,12 @@ interface HashEntry {
 interface Current {
   state: UploadState
   version: string
+  /** Set when a completion already published the data (and crashed before the end). */
+  completing?: BlobDescriptor
+}
+
+function alreadyPublished (uuid: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', { uuid, reason: 'the upload was completed; finish it with the same digest' })
 }
 
 function versionOf (info: FileInfo): string {
@@ -171,18 +181,37 @@ export class UploadStore {
   }
 
   private async current (uuid: string): Promise<Current> {
+    let startedAt: Date
     try {
-      const started = await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }))
-      const data = await this.driver.stat(this.dataPath(uuid))
-      const startedAt = new Date(started.toString('utf8').trim())
-      return {
-        state: { uuid, offset: data.size, startedAt: Number.isNaN(startedAt.getTime()) ? new Date(0) : startedAt },
-        version: versionOf(data)
-      }
+      const started = new Date((await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name: this.name, uuid }))).toString('utf8').trim())
+      startedAt = Number.isNaN(started.getTime()) ? new Date(0) : started
     } catch (error) {
       if (isPathNotFound(error)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
       throw error
     }
+    try {
+      const data = await this.driver.stat(this.dataPath(uuid))
+      return { state: { uuid, offset: data.size, startedAt }, version: versionOf(data) }
+    } catch (error) {
+      if (!isPathNotFound(error)) throw error
+    }
+    // No data: a completion published it and stopped before removing the upload.
+    const completing = await this.completing(uuid)
+    if (completing === undefined) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid })
+    return { state: { uuid, offset: completing.size, startedAt }, version: '', completing }
+  }
+
+  /** What a completion of this upload recorded before publishing, if one did. */
+  private async completing (uuid: string): Promise<BlobDescriptor | undefined> {
+    let text: string
+    try {
+      text = (await this.driver.getContent(pathFor({ kind: 'uploadCompleting', name: this.name, uuid }))).toString('utf8')
+    } catch (error) {
+      if (isPathNotFound(error)) return undefined
+      throw error
+    }
+    const [digest = '', size = ''] = text.trim().split(' ')
+    return { digest, size: Number(size) }
   }
 
   private async exclusive<T> (uuid: string, work: (current: Current) => Promise<T>): Promise<T> {
@@ -254,6 +283,7 @@ export class UploadStore {
   /** Appends a chunk; with `start`, it must continue the upload exactly (else RANGE_INVALID, 416). */
   async append (uuid: string, body: ByteSource, options: AppendOptions = {}): Promise<UploadState> {
     return await this.exclusive(uuid, async (current) => {
+      if (current.completing !== undefined) throw alreadyPublished(uuid)
       assertContinues(uuid, current.state, options.start)
       return (await this.appendBody(uuid, current, body)).state
     })
@@ -266,6 +296,7 @@ export class UploadStore {
   async complete (uuid: string, digest: string, options: CompleteOptions = {}): Promise<BlobDescriptor> {
     const { algorithm } = parseDigest(digest)
     return await this.exclusive(uuid, async (before) => {
+      if (before.completing !== undefined) return await this.finishPublished(uuid, digest, before.completing)
       assertContinues(uuid, before.state, options.start)
       const current = options.body === undefined ? before : await this.appendBody(uuid, before, options.body, true)
       const size = current.state.offset
@@ -281,6 +312,7 @@ export class UploadStore {
         const writer = await this.driver.writer(this.dataPath(uuid), true)
         await writer.commit()
       }
+      await this.driver.putContent(pathFor({ kind: 'uploadCompleting', name: this.name, uuid }), `${digest} ${size}`)
       if (!await this.blobs.isStored(digest)) {
         await this.blobs.publish(digest, this.dataPath(uuid))
       }
@@ -288,6 +320,20 @@ export class UploadStore {
       await this.remove(uuid)
       return { digest, size }
     })
+  }
+
+  /**
+   * Finishes a completion that published the data and stopped (a crash, a failed call): links
+   * the blob and removes the upload. A retry must name the same digest.
+   */
+  private async finishPublished (uuid: string, digest: string, published: BlobDescriptor): Promise<BlobDescriptor> {
+    if (published.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', { digest, reason: 'the upload was completed with another digest' })
+    }
+    if (!await this.blobs.isStored(digest)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid, reason: 'the published data is gone' })
+    await this.linked.link(digest)
+    await this.remove(uuid)
+    return published
   }
 
   private async digestOf (uuid: string, algorithm: Algorithm, current: Current): Promise<string> {

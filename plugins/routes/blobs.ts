@@ -5,6 +5,7 @@ import { RegistryError } from '../../lib/errors.js'
 import { parseDigest } from '../../lib/digest.js'
 import type { ByteRange } from '../../lib/storage/blobs.js'
 import { repositoryOf, varOf, type RouteHandlers } from './types.js'
+import { originOf } from './origin.js'
 
 /**
  * Parses a `Range` header against a blob's size: undefined to serve it whole, a range to serve
@@ -38,7 +39,7 @@ async function serveBlob (request: FastifyRequest, reply: FastifyReply, withBody
   const repository = repositoryOf(request.registry)
   const digest = varOf(request.registry, 'digest')
   parseDigest(digest)
-  const blob = await repository.blobs.get(digest)
+  const blob = await repository.statBlob(digest)
   reply.headers({
     'docker-content-digest': digest,
     etag: `"${digest}"`,
@@ -50,14 +51,18 @@ async function serveBlob (request: FastifyRequest, reply: FastifyReply, withBody
     return await reply.code(304).send()
   }
   reply.headers({ 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' })
-  const redirect = await repository.registry.blobs.redirectURL(digest)
-  if (redirect !== undefined) return await reply.code(307).header('location', redirect).send()
   const range = parseRange(request.headers.range, blob.size)
+  if (!withBody) {
+    // A HEAD is answered here, whatever the driver's redirects: it reads nothing.
+    const length = range === undefined ? blob.size : range.end - range.start + 1
+    return await reply.code(range === undefined ? 200 : 206).header('content-length', length).send()
+  }
+  const served = await repository.pullBlob(blob, range, originOf(request))
+  if ('redirect' in served) return await reply.code(307).header('location', served.redirect).send()
   const length = range === undefined ? blob.size : range.end - range.start + 1
   reply.code(range === undefined ? 200 : 206).header('content-length', length)
   if (range !== undefined) reply.header('content-range', `bytes ${range.start}-${range.end}/${blob.size}`)
-  if (!withBody) return await reply.send()
-  return await reply.send(await repository.blobs.open(digest, range))
+  return await reply.send(served.stream)
 }
 
 export const blobHandlers: RouteHandlers = {
@@ -66,9 +71,8 @@ export const blobHandlers: RouteHandlers = {
     HEAD: async (request, reply) => await serveBlob(request, reply, false),
     DELETE: async (request, reply) => {
       const repository = repositoryOf(request.registry)
-      repository.registry.assertDeleteEnabled()
       const digest = varOf(request.registry, 'digest')
-      await repository.blobs.unlink(digest)
+      await repository.deleteBlob(digest, originOf(request))
       return await reply.code(202).headers({ 'docker-content-digest': digest, 'content-length': 0 }).send()
     }
   }

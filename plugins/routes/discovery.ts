@@ -2,8 +2,6 @@
 
 import type { Static } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
-import { parseDigest } from '../../lib/digest.js'
-import { RegistryError } from '../../lib/errors.js'
 import { paginate, parsePageSize, type Page } from '../../lib/paging.js'
 import { MediaTypes } from '../../lib/manifest/media-types.js'
 import type { schemas } from '../../lib/routes.js'
@@ -27,10 +25,7 @@ export const discoveryHandlers: RouteHandlers = {
       const repository = repositoryOf(request.registry)
       const query = request.query as PagingQuery
       const n = parsePageSize(query.n)
-      const tags = await repository.manifests.tags.list()
-      if (tags.length === 0 && !await repository.manifests.repositoryExists()) {
-        throw new RegistryError('NAME_UNKNOWN', { name: repository.name })
-      }
+      const tags = await repository.listTags()
       const page = paginate(tags, (tag) => tag, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
       return sendPage(reply, page, (last) => request.registry.urls.tags(repository.name, { ...(n === undefined ? {} : { n }), last }),
         { name: repository.name, tags: page.items })
@@ -48,10 +43,9 @@ export const discoveryHandlers: RouteHandlers = {
     GET: async (request, reply) => {
       const repository = repositoryOf(request.registry)
       const subject = varOf(request.registry, 'digest')
-      parseDigest(subject)
       const query = request.query as ReferrersQuery
       const n = parsePageSize(query.n)
-      let descriptors = await repository.manifests.referrersOf(subject)
+      let descriptors = await repository.referrers(subject)
       if (query.artifactType !== undefined) {
         descriptors = descriptors.filter((descriptor) => descriptor.artifactType === query.artifactType)
         reply.header('oci-filters-applied', 'artifactType')

@@ -6,6 +6,7 @@ import { RegistryError } from '../../lib/errors.js'
 import { parseReference } from '../../lib/reference.js'
 import type { schemas } from '../../lib/routes.js'
 import { bodyOf, repositoryOf, varOf, type RouteHandlers } from './types.js'
+import { originOf } from './origin.js'
 
 type PutQuery = Static<typeof schemas.manifestPutQuery>
 
@@ -26,7 +27,8 @@ export async function readLimited (request: FastifyRequest, limit: number): Prom
 
 async function serveManifest (request: FastifyRequest, reply: FastifyReply, withBody: boolean): Promise<unknown> {
   const repository = repositoryOf(request.registry)
-  const manifest = await repository.manifests.get(parseReference(varOf(request.registry, 'reference')))
+  const reference = parseReference(varOf(request.registry, 'reference'))
+  const manifest = withBody ? await repository.pullManifest(reference, originOf(request)) : await repository.getManifest(reference)
   reply.headers({
     'docker-content-digest': manifest.digest,
     etag: `"${manifest.digest}"`
@@ -51,7 +53,7 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
         const query = request.query as PutQuery
         const extraTags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag]
         const body = await readLimited(request, options.manifestBodyLimit)
-        const result = await repository.manifests.put(body, request.headers['content-type'], reference, extraTags)
+        const result = await repository.putManifest(body, request.headers['content-type'], reference, extraTags, originOf(request))
         reply.code(201).headers({
           location: request.registry.urls.manifest(repository.name, result.digest),
           'docker-content-digest': result.digest,
@@ -63,10 +65,7 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       },
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        repository.registry.assertDeleteEnabled()
-        const reference = parseReference(varOf(request.registry, 'reference'))
-        if (reference.kind === 'tag') await repository.manifests.untag(reference.tag)
-        else await repository.manifests.delete(reference.digest)
+        await repository.deleteManifest(parseReference(varOf(request.registry, 'reference')), originOf(request))
         return await reply.code(202).header('content-length', 0).send()
       }
     }

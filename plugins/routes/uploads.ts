@@ -7,6 +7,7 @@ import { parseAlgorithm, parseDigest, DEFAULT_ALGORITHM, type Algorithm } from '
 import type { schemas } from '../../lib/routes.js'
 import { uploadRange, type UploadState } from '../../lib/storage/uploads.js'
 import type { Repository } from '../../lib/storage/registry.js'
+import { originOf } from './origin.js'
 import { bodyOf, hasBody, repositoryOf, varOf, type RouteHandlers } from './types.js'
 
 type StartQuery = Static<typeof schemas.uploadStartQuery>
@@ -55,35 +56,20 @@ function replyCreated (request: FastifyRequest, reply: FastifyReply, repository:
   }).send()
 }
 
-/**
- * Links `digest` from another repository (or, when allowed, from any); true when it did. The
- * caller must be allowed to pull the source (from any repository: to pull everything), else
- * the request falls back to a plain upload, as if the blob were not there.
- */
-async function tryMount (request: FastifyRequest, repository: Repository, query: StartQuery, mountWithoutFrom: boolean): Promise<boolean> {
-  const digest = query.mount as string
-  parseDigest(digest)
-  const { access } = request.registry
-  if (query.from !== undefined) {
-    if (!access.allows('repository', query.from, 'pull')) return false
-    const source = repository.registry.repository(query.from)
-    if (await source.blobs.stat(digest) === undefined || !await repository.registry.blobs.isStored(digest)) return false
-  } else if (!mountWithoutFrom || !access.unrestricted || !await repository.registry.blobs.isStored(digest)) {
-    return false
-  }
-  await repository.blobs.link(digest)
-  request.registry.log.debug({ digest, from: query.from }, 'blob mounted')
-  return true
-}
-
-export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHandlers {
+export function uploadHandlers (): RouteHandlers {
   return {
     'blob-upload': {
       POST: async (request, reply) => {
         const repository = repositoryOf(request.registry)
         const query = request.query as StartQuery
-        if (query.mount !== undefined && await tryMount(request, repository, query, options.mountWithoutFrom)) {
-          return replyCreated(request, reply, repository, query.mount)
+        const origin = originOf(request)
+        if (query.mount !== undefined) {
+          const { access } = request.registry
+          const mounted = await repository.mountBlob(query.mount, query.from, {
+            mayPull: (name) => access.allows('repository', name, 'pull'),
+            unrestricted: access.unrestricted
+          }, origin)
+          if (mounted !== undefined) return replyCreated(request, reply, repository, mounted.digest)
         }
         let algorithm: Algorithm = DEFAULT_ALGORITHM
         if (query['digest-algorithm'] !== undefined) algorithm = parseAlgorithm(query['digest-algorithm'])
@@ -92,16 +78,10 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
           if (query['digest-algorithm'] !== undefined && parsed.algorithm !== algorithm) {
             throw new RegistryError('DIGEST_INVALID', { digest: query.digest, reason: `digest-algorithm is ${algorithm}` })
           }
-          const state = await repository.uploads.start(parsed.algorithm)
-          try {
-            await repository.uploads.complete(state.uuid, query.digest, { body: bodyOf(request) })
-          } catch (error) {
-            await repository.uploads.cancel(state.uuid).catch(() => {})
-            throw error
-          }
-          return replyCreated(request, reply, repository, query.digest)
+          const blob = await repository.pushBlob(query.digest, bodyOf(request), origin)
+          return replyCreated(request, reply, repository, blob.digest)
         }
-        const state = await repository.uploads.start(algorithm)
+        const state = await repository.startUpload(algorithm, origin)
         const minChunk = repository.registry.driver.minChunkSize
         if (minChunk !== undefined) reply.header('oci-chunk-min-length', minChunk)
         return replyInProgress(request, reply, repository, state, 202)
@@ -110,14 +90,14 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
     'blob-upload-chunk': {
       GET: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        const state = await repository.uploads.state(uuidOf(request))
+        const state = await repository.uploadStatus(uuidOf(request))
         return replyInProgress(request, reply, repository, state, 204)
       },
       PATCH: async (request, reply) => {
         const repository = repositoryOf(request.registry)
         const uuid = uuidOf(request)
         const range = parseContentRange(request.headers as ChunkHeaders)
-        const state = await repository.uploads.append(uuid, bodyOf(request), range === undefined ? {} : { start: range.start })
+        const state = await repository.appendUpload(uuid, bodyOf(request), range?.start, originOf(request))
         return replyInProgress(request, reply, repository, state, 202)
       },
       PUT: async (request, reply) => {
@@ -125,16 +105,16 @@ export function uploadHandlers (options: { mountWithoutFrom: boolean }): RouteHa
         const uuid = uuidOf(request)
         const query = request.query as CompleteQuery
         const range = parseContentRange(request.headers as ChunkHeaders)
-        const descriptor = await repository.uploads.complete(uuid, query.digest, {
+        const descriptor = await repository.completeUpload(uuid, query.digest, {
           ...(query.size === undefined ? {} : { size: Number(query.size) }),
           ...(hasBody(request) ? { body: bodyOf(request) } : {}),
           ...(range === undefined ? {} : { start: range.start })
-        })
+        }, originOf(request))
         return replyCreated(request, reply, repository, descriptor.digest)
       },
       DELETE: async (request, reply) => {
         const repository = repositoryOf(request.registry)
-        await repository.uploads.cancel(uuidOf(request))
+        await repository.cancelUpload(uuidOf(request), originOf(request))
         return await reply.code(204).send()
       }
     }
