@@ -22,7 +22,7 @@ const OPTIONAL_PEERS = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', '
 // Built once here; the tests below read dist/.
 const built = run(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', 'tsconfig.build.json'], { cwd: root })
 
-t.test('the published entry points build, carry declarations and export what the README promises', { timeout: 180000 }, async (t) => {
+t.test('the published entry points build, carry declarations and export what the README promises', { timeout: 600_000 }, async (t) => {
   await built
   for (const [entry, target] of Object.entries(pkg.exports)) {
     if (typeof target === 'string') continue
@@ -44,7 +44,7 @@ t.test('the published entry points build, carry declarations and export what the
   for (const name of ['parseDigest', 'digestOf', 'Digester']) t.ok(name in digest, `/digest exports ${name}`)
 })
 
-t.test('the tarball holds the built code, the docs the README links, and nothing else', { timeout: 180000 }, async (t) => {
+t.test('the tarball holds the built code, the docs the README links, and nothing else', { timeout: 600_000 }, async (t) => {
   await built
   t.equal(pkg.scripts.prepare, 'npm run build', 'npm pack and installs from git build first')
   // --ignore-scripts: the build above stands in for `prepare`, which would rebuild under the other tests' feet.
@@ -97,7 +97,7 @@ ${body}`
   return stdout
 }
 
-t.test('a filesystem-only user never loads the optional peers; a configured feature without its package names it', { timeout: 180000 }, async (t) => {
+t.test('a filesystem-only user never loads the optional peers; a configured feature without its package names it', { timeout: 600_000 }, async (t) => {
   await built
   const stdout = await withoutOptionalPeers(`
 const { default: Fastify } = await import('fastify')
