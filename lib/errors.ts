@@ -91,10 +91,24 @@ export const ErrorCodes = {
     'The `n` query parameter is not a non-negative integer.')
 } as const
 
-export type ErrorCode = keyof typeof ErrorCodes
+type BuiltinErrorCodes = { readonly [Code in keyof typeof ErrorCodes]: ErrorDescriptor }
+
+/**
+ * The registered error codes, as types. A code you register with `registerError` is typed by
+ * adding it here (declaration merging), then `new RegistryError('QUOTA_EXCEEDED')` compiles:
+ *
+ *     declare module 'fastify-oci-registry/errors' {
+ *       interface ErrorCodeMap { QUOTA_EXCEEDED: ErrorDescriptor }
+ *     }
+ */
+export interface ErrorCodeMap extends BuiltinErrorCodes {}
+
+/** A registered error code: a misspelt one does not compile. */
+export type ErrorCode = keyof ErrorCodeMap & string
 
 /** One entry of an error body, as the spec writes it. */
 export interface ErrorBodyEntry {
+  /** A registered code, or, in a body read from another server, one this process does not know. */
   code: string
   message: string
   detail?: unknown
@@ -118,18 +132,23 @@ export interface RegistryErrorOptions {
   cause?: unknown
 }
 
-/** An error with a registered code; what lib code throws and what clients parse back. */
+/**
+ * An error with a registered code; what lib code throws and what clients parse back. `code` is
+ * an ErrorCode; an error parsed from another server's body keeps that server's code as it was
+ * sent, even when this process never registered it.
+ */
 export class RegistryError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly statusCode: number
   readonly detail: unknown
   readonly headers: Record<string, string>
 
-  constructor (code: ErrorCode | ErrorDescriptor | string, detail?: unknown, options: RegistryErrorOptions = {}) {
+  constructor (code: ErrorCode | ErrorDescriptor, detail?: unknown, options: RegistryErrorOptions = {}) {
     const descriptor = typeof code === 'string' ? (errorDescriptor(code) ?? ErrorCodes.UNKNOWN) : code
     super(options.message ?? descriptor.message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'RegistryError'
-    this.code = typeof code === 'string' && errorDescriptor(code) === undefined ? code : descriptor.code
+    // A descriptor's code is registered, or is a remote server's code kept as sent (fromErrorBody).
+    this.code = (typeof code === 'string' ? code : descriptor.code) as ErrorCode
     this.statusCode = options.statusCode ?? descriptor.httpStatus
     this.detail = detail
     this.headers = options.headers ?? {}
@@ -165,7 +184,9 @@ export function fromErrorBody (body: unknown, httpStatus?: number): RegistryErro
     const code = typeof entry?.code === 'string' ? entry.code : 'UNKNOWN'
     const known = errorDescriptor(code)
     const statusCode = httpStatus ?? known?.httpStatus
-    return new RegistryError(code, entry?.detail, {
+    // A code this process never registered is kept as the server sent it.
+    const descriptor = known ?? { code, message: ErrorCodes.UNKNOWN.message, description: '', httpStatus: statusCode ?? ErrorCodes.UNKNOWN.httpStatus }
+    return new RegistryError(descriptor, entry?.detail, {
       ...(typeof entry?.message === 'string' ? { message: entry.message } : {}),
       ...(statusCode === undefined ? {} : { statusCode })
     })

@@ -6,11 +6,11 @@
 
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { RegistryError, isRegistryError, toErrorBody } from '../lib/errors.js'
+import { RegistryError, isRegistryError, toErrorBody, type ErrorCode } from '../lib/errors.js'
 import { StorageDriverError, StorageUnavailableError } from '../lib/storage/driver.js'
 
 /** Fastify's client errors, mapped to the closest spec code (the status stays Fastify's). */
-const fastifyCodes: Record<string, string> = {
+const fastifyCodes: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'SIZE_INVALID',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'SIZE_INVALID',

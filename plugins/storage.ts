@@ -15,6 +15,7 @@ import type { S3DriverLogger } from '../lib/storage/drivers/s3.js'
 import { RegistryCache, type SharedStore } from '../lib/storage/cache.js'
 import { verifySchema1 } from '../lib/manifest/schema1.js'
 import type { Schema1Verifier } from '../lib/storage/manifests.js'
+import { importOptional } from '../lib/optional.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,7 +35,7 @@ export async function createDriver (storage: StorageOptions | StorageDriver, log
     case 'filesystem': return wrapDriver(new FilesystemDriver({ root: storage.root }))
     case 's3': {
       const { driver: _driver, ...options } = storage
-      const { S3Driver } = await import('../lib/storage/drivers/s3.js')
+      const { S3Driver } = await importOptional('s3')
       return wrapDriver(new S3Driver({ ...options, ...(log === undefined ? {} : { log }) }))
     }
   }
@@ -44,7 +45,7 @@ export async function createDriver (storage: StorageOptions | StorageDriver, log
 export async function createCache (options: ResolvedOptions['cache'], log?: S3DriverLogger): Promise<RegistryCache> {
   let shared: SharedStore | undefined
   if (options.redis !== undefined) {
-    const { RedisStore } = await import('../lib/storage/redis-store.js')
+    const { RedisStore } = await importOptional('redis')
     shared = new RedisStore(options.redis, options.keyPrefix, log)
   }
   const cache = new RegistryCache({

@@ -4,13 +4,26 @@ import { readFile, access } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 
+const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
   exports: Record<string, string | { types: string, default: string }>
+  files: string[]
+  dependencies: Record<string, string>
+  peerDependencies: Record<string, string>
+  peerDependenciesMeta: Record<string, { optional?: boolean }>
+  devDependencies: Record<string, string>
+  scripts: Record<string, string>
 }
 
-t.test('the published entry points build, carry declarations and export what the README promises', { timeout: 180000 }, async (t) => {
-  await promisify(execFile)(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', 'tsconfig.build.json'], { cwd: root })
+/** The packages only some configurations need: optional peers, never loaded by a filesystem-only user. */
+const OPTIONAL_PEERS = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', 'ioredis', 'bcrypt']
+
+// Built once here; the tests below read dist/.
+const built = run(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', 'tsconfig.build.json'], { cwd: root })
+
+t.test('the published entry points build, carry declarations and export what the README promises', { timeout: 600_000 }, async (t) => {
+  await built
   for (const [entry, target] of Object.entries(pkg.exports)) {
     if (typeof target === 'string') continue
     await t.resolves(access(new URL(`../${target.default}`, import.meta.url)), `${entry}: ${target.default} built`)
@@ -22,7 +35,112 @@ t.test('the published entry points build, carry declarations and export what the
     t.ok(name in main, `the main entry exports ${name}`)
   }
   const lib = await import(new URL('../dist/lib/index.js', import.meta.url).href) as Record<string, unknown>
-  for (const name of ['routes', 'matchRoute', 'UrlBuilder', 'RegistryError', 'fromErrorBody', 'parseDigest', 'assertName', 'MediaTypes', 'parseManifest', 'verifySchema1', 'InMemoryDriver', 'FilesystemDriver', 'Registry', 'pathFor']) {
+  for (const name of ['routes', 'matchRoute', 'UrlBuilder', 'RegistryError', 'fromErrorBody', 'parseDigest', 'assertName', 'MediaTypes', 'parseManifest', 'verifySchema1', 'InMemoryDriver', 'FilesystemDriver', 'Registry', 'pathFor', 'MissingDependencyError']) {
     t.ok(name in lib, `the lib entry exports ${name}`)
+  }
+  const client = await import(new URL('../dist/lib/client/index.js', import.meta.url).href) as Record<string, unknown>
+  for (const name of ['RegistryClient', 'RegistryError', 'isRegistryError', 'RegistryClientError']) t.ok(name in client, `/client exports ${name}`)
+  const digest = await import(new URL('../dist/lib/digest.js', import.meta.url).href) as Record<string, unknown>
+  for (const name of ['parseDigest', 'digestOf', 'Digester']) t.ok(name in digest, `/digest exports ${name}`)
+})
+
+t.test('the tarball holds the built code, the docs the README links, and nothing else', { timeout: 600_000 }, async (t) => {
+  await built
+  t.equal(pkg.scripts.prepare, 'npm run build', 'npm pack and installs from git build first')
+  // --ignore-scripts: the build above stands in for `prepare`, which would rebuild under the other tests' feet.
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root })
+  const files = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((file) => file.path).sort() ?? []
+  for (const [entry, target] of Object.entries(pkg.exports)) {
+    const paths = typeof target === 'string' ? [target] : [target.default, target.types]
+    for (const path of paths) t.ok(files.includes(path.replace(/^\.\//, '')), `${entry}: ${path} is shipped`)
+  }
+  for (const path of ['dist/bin/fastify-oci-registry.js', 'dist/examples/server.js', 'dist/examples/config.js', 'README.md', 'LICENSE', 'package.json']) {
+    t.ok(files.includes(path), `${path} is shipped`)
+  }
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+  for (const [, path] of readme.matchAll(/\]\((?:https:\/\/unpkg\.com\/fastify-oci-registry\/)?(docs\/[^)#]+)/g)) {
+    t.ok(files.includes(path as string), `${path} (linked from the README) is shipped`)
+  }
+  t.same(files.filter((path) => path.endsWith('.map')), [], 'no source maps (they would point at unshipped sources)')
+  t.same(files.filter((path) => !/^(dist\/(lib|plugins|bin|examples)\/|docs\/|README\.md$|LICENSE$|package\.json$)/.test(path)), [], 'nothing outside the shipped trees')
+  t.same(files.filter((path) => /^dist\/(lib\/docs|scripts|test|bench)/.test(path)), [], 'no docs generator, tests or bench')
+})
+
+t.test('fastify is a peer; the heavy parts are optional peers', async (t) => {
+  t.match(pkg.peerDependencies.fastify, /^\^5\./, 'fastify ^5 is a peer dependency')
+  t.notOk('fastify' in pkg.dependencies, 'and not a dependency')
+  t.ok('fastify' in pkg.devDependencies, 'the tests still have it')
+  for (const name of OPTIONAL_PEERS) {
+    t.notOk(name in pkg.dependencies, `${name} is not installed with the package`)
+    t.ok(name in pkg.peerDependencies && pkg.peerDependenciesMeta[name]?.optional === true, `${name} is an optional peer`)
+    t.ok(name in pkg.devDependencies, `${name} is a dev dependency for the tests`)
+  }
+})
+
+/**
+ * Runs `body` (ESM) in a Node whose resolver does not find the optional peers, as in a project
+ * that did not install them, and returns what it printed.
+ */
+async function withoutOptionalPeers (body: string): Promise<string> {
+  const hook = `export async function resolve (specifier, context, next) {
+    if (${JSON.stringify(OPTIONAL_PEERS)}.includes(specifier)) {
+      const error = new Error("Cannot find package '" + specifier + "' imported from " + context.parentURL)
+      error.code = 'ERR_MODULE_NOT_FOUND'
+      throw error
+    }
+    return await next(specifier, context)
+  }`
+  const script = `import { register } from 'node:module'
+register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}))
+${body}`
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root })
+  return stdout
+}
+
+t.test('a filesystem-only user never loads the optional peers; a configured feature without its package names it', { timeout: 600_000 }, async (t) => {
+  await built
+  const stdout = await withoutOptionalPeers(`
+const { default: Fastify } = await import('fastify')
+const { default: registry } = await import('./dist/plugins/registry.js')
+const { mkdtemp, rm, writeFile } = await import('node:fs/promises')
+const { join } = await import('node:path')
+const { tmpdir } = await import('node:os')
+const dir = await mkdtemp(join(tmpdir(), 'oci-registry-peers-'))
+await writeFile(join(dir, 'htpasswd'), 'alice:$2y$04$' + 'a'.repeat(53) + '\\n')
+const results = {}
+const app = Fastify()
+await app.register(registry, { storage: { driver: 'filesystem', root: dir } })
+results.filesystem = (await app.inject('/v2/')).statusCode
+await app.close()
+const attempts = {
+  s3: { storage: { driver: 's3', bucket: 'b', region: 'us-east-1' } },
+  redis: { storage: { driver: 'inmemory' }, cache: { redis: 'redis://127.0.0.1:1' } },
+  htpasswd: { storage: { driver: 'inmemory' }, auth: { mode: 'htpasswd', path: join(dir, 'htpasswd') } }
+}
+for (const [feature, options] of Object.entries(attempts)) {
+  const app = Fastify()
+  try {
+    await app.register(registry, options)
+    await app.ready()
+    results[feature] = 'started'
+  } catch (error) {
+    results[feature] = { name: error.name, code: error.code, message: error.message, packages: error.packages, cause: error.cause?.code }
+  }
+  await app.close().catch(() => {})
+}
+await rm(dir, { recursive: true })
+process.stdout.write(JSON.stringify(results))
+`)
+  const results = JSON.parse(stdout) as Record<string, unknown>
+  t.equal(results.filesystem, 200, 'filesystem storage serves /v2/ without the optional peers')
+  const expected: Record<string, string[]> = { s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'], redis: ['ioredis'], htpasswd: ['bcrypt'] }
+  for (const [feature, packages] of Object.entries(expected)) {
+    t.match(results[feature], {
+      name: 'MissingDependencyError',
+      code: 'ERR_OCI_REGISTRY_MISSING_DEPENDENCY',
+      packages,
+      cause: 'ERR_MODULE_NOT_FOUND',
+      message: `npm install ${packages.join(' ')}`
+    }, `${feature} fails at start, naming ${packages.join(' and ')}`)
   }
 })

@@ -73,6 +73,7 @@ export class HtpasswdFile {
 
   /** Reads the file; throws when it cannot, so a bad path fails at start. */
   async load (): Promise<void> {
+    await this.verifier.ready()
     const info = await stat(this.path)
     await this.read(`${info.ino}:${info.size}:${info.mtimeMs}`)
   }

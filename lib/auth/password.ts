@@ -14,7 +14,7 @@
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import bcrypt from 'bcrypt'
+import { importOptional } from '../optional.js'
 
 export type BcryptCompare = (password: string, hash: string) => Promise<boolean>
 export type BcryptHash = (password: string, cost: number) => Promise<string>
@@ -67,8 +67,13 @@ export function bcryptCost (hash: string): number {
 }
 
 /** The native addon knows `$2b$` and `$2a$`; `$2y$` (PHP's and htpasswd's name for the fixed algorithm) is the same as `$2b$`. */
-const nativeCompare: BcryptCompare = async (password, hash) => await bcrypt.compare(password, hash.replace(/^\$2y\$/, '$2b$'))
-const nativeHash: BcryptHash = async (password, cost) => await bcrypt.hash(password, cost)
+const nativeCompare: BcryptCompare = async (password, hash) => await (await loadBcrypt()).compare(password, hash.replace(/^\$2y\$/, '$2b$'))
+const nativeHash: BcryptHash = async (password, cost) => await (await loadBcrypt()).hash(password, cost)
+
+/** bcrypt is an optional peer dependency: imported at the first need, so only htpasswd users install it. */
+async function loadBcrypt (): Promise<typeof import('bcrypt')> {
+  return await importOptional('bcrypt')
+}
 
 export class PasswordVerifier {
   private readonly cacheMs: number
@@ -92,6 +97,11 @@ export class PasswordVerifier {
     this.compare = options.compare ?? nativeCompare
     this.hash = options.hash ?? nativeHash
     this.now = options.now ?? Date.now
+  }
+
+  /** Loads the native bcrypt addon unless checks were replaced; fails when it is not installed. */
+  async ready (): Promise<void> {
+    if (this.compare === nativeCompare || this.hash === nativeHash) await loadBcrypt()
   }
 
   /**

@@ -10,6 +10,8 @@ import { RegistryError, fromErrorBody, type ErrorCode } from '../errors.js'
 import { digestOf, Digester, type Algorithm } from '../digest.js'
 import { UrlBuilder } from '../urls.js'
 import { MediaTypes, baseMediaType } from '../manifest/media-types.js'
+import { parseDescriptor, type Descriptor } from '../manifest/parse.js'
+import { RegistryClientError, transportError } from './errors.js'
 import { basicAuthorization, parseChallenge, tokenOf } from './auth.js'
 import {
   headerOf,
@@ -47,7 +49,8 @@ export interface ManifestResponse {
   content: Buffer
 }
 
-export interface PutManifestResult {
+/** The registry's answer to a manifest PUT. */
+export interface PushedManifest {
   digest: string
   location: string
   /** `OCI-Subject`, when the registry processed a subject. */
@@ -61,6 +64,12 @@ export interface TagPage {
   tags: string[]
   /** URL of the next page (`Link: <...>; rel="next"`), when more remain. */
   next?: string
+}
+
+/** The referrers of a subject: their descriptors, and the filters the registry applied. */
+export interface ReferrerList {
+  manifests: Descriptor[]
+  filtersApplied: string[]
 }
 
 export type BlobUploadMethod = 'monolithic' | 'post-put' | 'stream' | 'chunked'
@@ -85,6 +94,37 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   403: 'DENIED',
   405: 'UNSUPPORTED',
   429: 'TOOMANYREQUESTS'
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isStringArray (value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string')
+}
+
+/** True for the spec's error body with at least one error. */
+function isErrorBody (body: unknown): boolean {
+  return isObject(body) && Array.isArray(body.errors) && body.errors.length > 0
+}
+
+function hasErrorBody (response: ClientResponse): boolean {
+  try {
+    return isErrorBody(JSON.parse(response.body.toString('utf8')))
+  } catch {
+    return false
+  }
+}
+
+/** The `mediaType` a manifest declares; undefined when it is not JSON (the registry then refuses it). */
+function declaredMediaType (content: Uint8Array): string | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(content).toString('utf8'))
+    return isObject(value) && typeof value.mediaType === 'string' ? value.mediaType : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The repository a path names, for caching authorization per repository. */
@@ -131,7 +171,12 @@ export class RegistryClient {
 
   /** Sends a request and reads the whole response; authenticates when challenged. */
   async send (request: ClientRequest): Promise<ClientResponse> {
-    return await readBody(await this.open(request))
+    const response = await this.open(request)
+    try {
+      return await readBody(response)
+    } catch (error) {
+      throw transportError(error, response.url)
+    }
   }
 
   /** Sends a request and returns the response with its body as a stream. */
@@ -141,8 +186,17 @@ export class RegistryClient {
     return response
   }
 
+  /** Opens a request; a failed transport becomes a RegistryClientError. */
   private async open (request: ClientRequest): Promise<StreamedResponse> {
     const url = this.resolve(request.url)
+    try {
+      return await this.openAuthorized(request, url)
+    } catch (error) {
+      throw transportError(error, url)
+    }
+  }
+
+  private async openAuthorized (request: ClientRequest, url: string): Promise<StreamedResponse> {
     const key = scopeKey(new URL(url))
     const withAuth = (authorization: string | undefined): ClientRequest => ({
       ...request,
@@ -204,10 +258,7 @@ export class RegistryClient {
     } catch {
       body = undefined
     }
-    if (typeof body === 'object' && body !== null && Array.isArray((body as { errors?: unknown }).errors) &&
-      (body as { errors: unknown[] }).errors.length > 0) {
-      return fromErrorBody(body, response.status)[0] as RegistryError
-    }
+    if (isErrorBody(body)) return fromErrorBody(body, response.status)[0] as RegistryError
     const code = response.status === 404 ? notFound : STATUS_CODES[response.status] ?? 'UNKNOWN'
     return new RegistryError(code, { status: response.status, url: response.url }, { statusCode: response.status })
   }
@@ -217,9 +268,29 @@ export class RegistryClient {
     return response
   }
 
-  /** GET /v2/: resolves when the registry speaks the API (and accepts our credentials). */
+  /**
+   * GET /v2/: resolves when the registry speaks the API (and accepts our credentials); a server
+   * that answers without `Docker-Distribution-API-Version` is not a registry.
+   */
   async ping (): Promise<void> {
-    this.expect(await this.send({ method: 'GET', url: this.urls.apiRoot() }), [200])
+    const response = await this.send({ method: 'GET', url: this.urls.apiRoot() })
+    // A refusal with the spec's error body is the registry's (a 401 of a proxy in front may lack the header).
+    if (headerOf(response.headers, 'docker-distribution-api-version') === undefined && (response.status === 200 || !hasErrorBody(response))) {
+      throw new RegistryClientError('NOT_A_REGISTRY', `${response.url} answered ${response.status} without Docker-Distribution-API-Version: not a registry`, response.url)
+    }
+    this.expect(response, [200])
+  }
+
+  /** The JSON body of a successful response; anything else is an INVALID_RESPONSE. */
+  private json<T> (response: ClientResponse, isValid: (body: unknown) => boolean): T {
+    let body: unknown
+    try {
+      body = JSON.parse(response.body.toString('utf8'))
+    } catch (error) {
+      throw new RegistryClientError('INVALID_RESPONSE', `${response.url} answered ${response.status} with a body that is not JSON`, response.url, { cause: error })
+    }
+    if (!isValid(body)) throw new RegistryClientError('INVALID_RESPONSE', `${response.url} answered ${response.status} with JSON of an unexpected shape`, response.url)
+    return body as T
   }
 
   /** A blob's size, or undefined when the repository does not have it. */
@@ -345,8 +416,8 @@ export class RegistryClient {
     this.expect(await this.send({ method: 'DELETE', url: this.urls.blob(name, digest) }), [202], 'BLOB_UNKNOWN')
   }
 
-  async putManifest (name: string, reference: string, content: Uint8Array, mediaType?: string, options: { tags?: readonly string[] } = {}): Promise<PutManifestResult> {
-    const type = mediaType ?? (JSON.parse(Buffer.from(content).toString('utf8')) as { mediaType?: string }).mediaType ?? MediaTypes.ociManifest
+  async putManifest (name: string, reference: string, content: Uint8Array, mediaType?: string, options: { tags?: readonly string[] } = {}): Promise<PushedManifest> {
+    const type = mediaType ?? declaredMediaType(content) ?? MediaTypes.ociManifest
     const response = this.expect(await this.send({
       method: 'PUT',
       url: this.urls.manifest(name, reference, options.tags === undefined ? undefined : { tag: options.tags }),
@@ -391,7 +462,7 @@ export class RegistryClient {
   async listTags (name: string, query: { n?: number, last?: string, url?: string } = {}): Promise<TagPage> {
     const url = query.url ?? this.urls.tags(name, { ...(query.n === undefined ? {} : { n: query.n }), ...(query.last === undefined ? {} : { last: query.last }) })
     const response = this.expect(await this.send({ method: 'GET', url }), [200])
-    const body = JSON.parse(response.body.toString('utf8')) as { name: string, tags: string[] | null }
+    const body = this.json<{ name: string, tags: string[] | null }>(response, (value) => isObject(value) && typeof value.name === 'string' && (value.tags === null || isStringArray(value.tags)))
     const next = nextLink(headerOf(response.headers, 'link'))
     return { name: body.name, tags: body.tags ?? [], ...(next === undefined ? {} : { next: this.resolve(next) }) }
   }
@@ -411,20 +482,26 @@ export class RegistryClient {
   /** One page of the catalog. */
   async catalog (query: { n?: number, last?: string } = {}): Promise<{ repositories: string[], next?: string }> {
     const response = this.expect(await this.send({ method: 'GET', url: this.urls.catalog(query) }), [200])
-    const body = JSON.parse(response.body.toString('utf8')) as { repositories: string[] | null }
+    const body = this.json<{ repositories: string[] | null }>(response, (value) => isObject(value) && (value.repositories === null || isStringArray(value.repositories)))
     const next = nextLink(headerOf(response.headers, 'link'))
     return { repositories: body.repositories ?? [], ...(next === undefined ? {} : { next: this.resolve(next) }) }
   }
 
   /** The referrers index of a subject (every page), and whether the registry applied the filter. */
-  async referrers (name: string, digest: string, query: { artifactType?: string } = {}): Promise<{ manifests: Array<Record<string, unknown>>, filtersApplied: string[] }> {
-    const manifests: Array<Record<string, unknown>> = []
+  async referrers (name: string, digest: string, query: { artifactType?: string } = {}): Promise<ReferrerList> {
+    const manifests: Descriptor[] = []
     const filters = new Set<string>()
     let url: string | undefined = this.urls.referrers(name, digest, query)
     while (url !== undefined) {
       const response = this.expect(await this.send({ method: 'GET', url, headers: { accept: MediaTypes.ociIndex } }), [200])
-      const body = JSON.parse(response.body.toString('utf8')) as { manifests?: Array<Record<string, unknown>> }
-      manifests.push(...(body.manifests ?? []))
+      const body = this.json<{ manifests?: unknown[] }>(response, (value) => isObject(value) && (value.manifests === undefined || Array.isArray(value.manifests)))
+      for (const [index, entry] of (body.manifests ?? []).entries()) {
+        try {
+          manifests.push(parseDescriptor(entry, `manifests[${index}]`))
+        } catch (error) {
+          throw new RegistryClientError('INVALID_RESPONSE', `${response.url} answered an index whose manifests[${index}] is not a descriptor`, response.url, { cause: error })
+        }
+      }
       for (const filter of (headerOf(response.headers, 'oci-filters-applied') ?? '').split(',')) {
         if (filter.trim() !== '') filters.add(filter.trim())
       }

@@ -4,6 +4,7 @@
  * URL, headers, the start of each body) so that a failed check can show what was said.
  */
 
+import { RegistryClientError } from './errors.js'
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https'
 import { Readable } from 'node:stream'
@@ -127,7 +128,7 @@ export async function openRequest (request: ClientRequest & { url: string }, opt
       resolve({ status: response.statusCode ?? 0, headers: response.headers, body: response, url: url.toString() })
     })
     outgoing.setTimeout(options.timeoutMs, () => {
-      outgoing.destroy(new Error(`no answer from ${url.host} within ${options.timeoutMs} ms`))
+      outgoing.destroy(new RegistryClientError('TIMEOUT', `no answer from ${url.host} within ${options.timeoutMs} ms`, url.toString()))
     })
     outgoing.on('error', (error) => {
       exchange.error = error.message

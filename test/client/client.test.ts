@@ -101,7 +101,7 @@ t.test('exchanges are recorded with credentials redacted and formatted for peopl
   const app = Fastify()
   app.get('/v2/', async (request, reply) => {
     if (request.headers.authorization === undefined) return await reply.code(401).header('www-authenticate', 'Basic realm="test"').send({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] })
-    return {}
+    return await reply.header('docker-distribution-api-version', 'registry/2.0').send({})
   })
   t.teardown(async () => { await app.close() })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })

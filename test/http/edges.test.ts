@@ -81,7 +81,8 @@ t.test('a bad Host is refused with 400; URLs, links and challenges never carry o
 t.test('every method on every /v2/ path answers the spec body: 405 with Allow, or 404', async (t) => {
   const app = await build(t, 'inmemory')
   for (const method of ['OPTIONS', 'TRACE', 'QUERY', 'POST', 'PUT'] as const) {
-    const base = await app.inject({ method, url: '/v2/' })
+    // QUERY is newer than the injector's method type; the server routes it all the same.
+    const base = await app.inject({ method: method as 'OPTIONS', url: '/v2/' })
     t.equal(base.statusCode, 405, `${method} /v2/`)
     t.equal(base.headers.allow, 'GET')
     specBody(t, base.body, 'UNSUPPORTED')
@@ -92,7 +93,7 @@ t.test('every method on every /v2/ path answers the spec body: 405 with Allow, o
   const unknown = await app.inject({ method: 'OPTIONS', url: '/v2/a/b/nothing' })
   t.equal(unknown.statusCode, 404)
   specBody(t, unknown.body, 'UNSUPPORTED')
-  const query = await app.inject({ method: 'QUERY', url: urls.tags('a/b') })
+  const query = await app.inject({ method: 'QUERY' as 'OPTIONS', url: urls.tags('a/b') })
   t.equal(query.statusCode, 405, 'QUERY without a content type: 405, not Fastify\'s error')
   specBody(t, query.body, 'UNSUPPORTED')
 })

@@ -42,7 +42,7 @@ t.test('every OCI code and distribution extra is registered with distribution\'s
 for (const descriptor of errorDescriptors()) {
   t.test(`${descriptor.code} round-trips through the error body`, async (t) => {
     const detail = { digest: 'sha256:abc', nested: [1, 'two', null] }
-    const error = new RegistryError(descriptor.code, detail)
+    const error = new RegistryError(descriptor, detail)
     t.equal(error.statusCode, descriptor.httpStatus)
     t.equal(error.message, descriptor.message)
     t.ok(descriptor.description.length > 0, 'has a description')

@@ -5,10 +5,10 @@
 
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { startRedis } from './redis.js'
-import { startS3Server } from './s3.js'
-import { tempDir } from './helpers.js'
-import { asOneRegistry, dataRemovedBehindTheirBacks, removeFromRoot, replica } from './replicas.js'
+import { startRedis } from '../redis.js'
+import { startS3Server } from '../s3.js'
+import { tempDir } from '../helpers.js'
+import { asOneRegistry, dataRemovedBehindTheirBacks, removeFromRoot, replica } from '../replicas.js'
 
 // Each case starts its own processes; side by side they would only compete for the two cores.
 t.jobs = 1
