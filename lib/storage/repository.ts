@@ -201,33 +201,22 @@ export class Repository {
    */
   async putManifest (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[], origin: EventOrigin): Promise<PutManifestResult> {
     const manifest = await this.manifests.prepare(bytes, contentType, reference, extraTags)
-    const references = [...manifest.blobs, ...manifest.children]
-    await this.check({
-      action: 'manifest.put',
+    // What the hooks see is what the event says once it is stored.
+    const described = {
       repository: this.name,
       origin,
       digest: manifest.digest,
       mediaType: manifest.mediaType,
       size: bytes.length,
       tags: manifest.tags,
-      references,
+      references: [...manifest.blobs, ...manifest.children],
       ...(manifest.subject === undefined ? {} : { subject: manifest.subject })
-    })
+    }
+    await this.check({ action: 'manifest.put', ...described })
     const created = await this.isNew()
     const previous = await this.manifests.commit(manifest)
     const time = new Date()
-    const events: RegistryEvent[] = [{
-      type: 'manifest.pushed',
-      repository: this.name,
-      time,
-      origin,
-      digest: manifest.digest,
-      mediaType: manifest.mediaType,
-      size: bytes.length,
-      tags: manifest.tags,
-      references,
-      ...(manifest.subject === undefined ? {} : { subject: manifest.subject })
-    }]
+    const events: RegistryEvent[] = [{ type: 'manifest.pushed', time, ...described }]
     for (const tag of manifest.tags) {
       const before = previous.get(tag)
       if (before === manifest.digest) continue
