@@ -46,12 +46,14 @@ export async function createCache (options: ResolvedOptions['cache'], log?: S3Dr
     const { RedisStore } = await import('../lib/storage/redis-store.js')
     shared = new RedisStore(options.redis, options.keyPrefix, log)
   }
-  return new RegistryCache({
+  const cache = new RegistryCache({
     ttlSeconds: options.ttlSeconds,
     manifestBytes: options.manifestCacheBytes,
     ...(shared === undefined ? {} : { shared }),
     ...(log === undefined ? {} : { log })
   })
+  await cache.listenForRemovals()
+  return cache
 }
 
 const schema1Verifier: Schema1Verifier = (bytes) => {

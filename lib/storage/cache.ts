@@ -6,7 +6,7 @@
  * | What | Where | Kept for | Evicted by |
  * | --- | --- | --- | --- |
  * | Manifest bytes and media type, by digest | process (LRU, `manifestBytes`) | until pushed out | the last revision's delete; content under a digest never changes, and every read checks the revision link first |
- * | Blob size, by digest ("the data exists") | process (LRU) | `blobFreshnessMs` (default 2 s), then asked of storage again | a GET that finds the data gone; a delete through the registry (a collection, a quarantine) |
+ * | Blob size, by digest ("the data exists") | process (LRU) | `blobFreshnessMs` (default 2 s), then asked of storage again | a GET that finds the data gone; data removed through the registry (a collection, a quarantine), in every process at once through Redis pub/sub when configured |
  * | Tag → digest, repository → blob link, manifest revision | Redis, when configured (else storage every time) | `ttlSeconds` | a tombstone written before the change, in every replica at once |
  * | Directory listings and small files | the filesystem driver, in process | while `stat` shows them unchanged | the `stat` each read makes |
  * | A repository's last tag listing | process | while the listing is the same | the listing each read makes |
@@ -33,8 +33,15 @@ export interface SharedStore {
   fill: (key: string, value: string, ttlSeconds: number) => Promise<void>
   /** Sets the keys, replacing what they held. */
   replace: (keys: string[], value: string, ttlSeconds: number) => Promise<void>
+  /** Sends a message to every process listening on the channel (Redis pub/sub). */
+  announce?: (channel: string, message: string) => Promise<void>
+  /** Calls `handler` with each message announced on the channel, by any process. */
+  listen?: (channel: string, handler: (message: string) => void) => Promise<void>
   close: () => Promise<void>
 }
+
+/** The channel on which processes announce blob data they removed (one digest per line). */
+const BLOBS_REMOVED = 'blobs-removed'
 
 /** A manifest as kept in memory. */
 export interface CachedManifest {
@@ -149,6 +156,41 @@ export class RegistryCache {
   /** Drops a blob's size from memory: its data is gone (found missing, or removed through the registry). */
   forgetBlob (digest: string): void {
     this.blobSizes?.delete(digest)
+  }
+
+  /**
+   * Listens for blob data removed by other processes (with a shared store that can announce),
+   * so that they are forgotten here at once rather than after the freshness.
+   */
+  async listenForRemovals (): Promise<void> {
+    try {
+      await this.shared?.listen?.(BLOBS_REMOVED, (message) => {
+        for (const digest of message.split('\n')) {
+          this.forgetBlob(digest)
+          this.manifests?.delete(digest)
+        }
+      })
+    } catch (error) {
+      // Redis away at start: the registry still serves, and the freshness bounds what it keeps.
+      this.log?.warn({ err: error }, 'could not listen for blobs removed by other processes')
+    }
+  }
+
+  /**
+   * Blob data was removed (a collection, a quarantine): forgets it here and tells every other
+   * process. An announcement that fails is logged; the freshness still bounds what they keep.
+   */
+  async blobsRemoved (digests: readonly string[]): Promise<void> {
+    for (const digest of digests) {
+      this.forgetBlob(digest)
+      this.manifests?.delete(digest)
+    }
+    if (digests.length === 0 || this.shared?.announce === undefined) return
+    try {
+      await this.shared.announce(BLOBS_REMOVED, digests.join('\n'))
+    } catch (error) {
+      this.log?.warn({ err: error, blobs: digests.length }, 'could not announce removed blobs to other processes')
+    }
   }
 
   /** Drops a manifest from memory (its last revision was deleted). */

@@ -5,6 +5,8 @@ import type { CacheLogger, SharedStore } from './cache.js'
 
 export class RedisStore implements SharedStore {
   readonly redis: Redis
+  /** A second connection for subscriptions (a subscribed connection runs no other command). */
+  private subscriber: Redis | undefined
 
   constructor (url: string, private readonly keyPrefix: string, log?: CacheLogger) {
     this.redis = new Redis(url, {
@@ -39,11 +41,29 @@ export class RedisStore implements SharedStore {
     if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('redis transaction discarded')
   }
 
+  async announce (channel: string, message: string): Promise<void> {
+    await this.redis.publish(this.keyPrefix + channel, message)
+  }
+
+  async listen (channel: string, handler: (message: string) => void): Promise<void> {
+    const name = this.keyPrefix + channel
+    if (this.subscriber === undefined) {
+      this.subscriber = this.redis.duplicate()
+      // Errors are reported by the main connection; this one only reconnects.
+      this.subscriber.on('error', () => {})
+    }
+    this.subscriber.on('message', (from: string, message: string) => { if (from === name) handler(message) })
+    await this.subscriber.subscribe(name)
+  }
+
   async close (): Promise<void> {
-    try {
-      await this.redis.quit()
-    } catch {
-      this.redis.disconnect()
+    for (const connection of [this.subscriber, this.redis]) {
+      if (connection === undefined) continue
+      try {
+        await connection.quit()
+      } catch {
+        connection.disconnect()
+      }
     }
   }
 }

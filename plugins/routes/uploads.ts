@@ -69,7 +69,10 @@ export function uploadHandlers (): RouteHandlers {
             mayPull: (name) => access.allows('repository', name, 'pull'),
             unrestricted: access.unrestricted
           }, origin)
-          if (mounted !== undefined) return replyCreated(request, reply, repository, mounted.digest)
+          if (mounted !== undefined) {
+            request.registry.log.debug({ digest: mounted.digest, from: query.from }, 'blob mounted')
+            return replyCreated(request, reply, repository, mounted.digest)
+          }
         }
         let algorithm: Algorithm = DEFAULT_ALGORITHM
         if (query['digest-algorithm'] !== undefined) algorithm = parseAlgorithm(query['digest-algorithm'])

@@ -77,3 +77,27 @@ t.test('a shared Redis cache: fills, tombstones, and what happens when Redis is 
   t.equal(loads, before + 1)
   await t.rejects(cache.invalidate('tag:r:t'), StorageUnavailableError, 'and a write that cannot invalidate fails (UNAVAILABLE)')
 })
+
+t.test('blob data removed in one process is forgotten by every process listening on Redis', async (t) => {
+  const url = await startRedis(t)
+  const remover = new RegistryCache({ shared: new RedisStore(url, 'removals:'), blobFreshnessMs: 60_000 })
+  const other = new RegistryCache({ shared: new RedisStore(url, 'removals:'), blobFreshnessMs: 60_000 })
+  t.teardown(async () => { await remover.close(); await other.close() })
+  await other.listenForRemovals()
+  let loads = 0
+  const load = async (): Promise<string> => { loads++; return '42' }
+  await other.blobSize('sha256:gone', load)
+  await other.blobSize('sha256:kept', load)
+  t.equal(loads, 2)
+  await remover.blobsRemoved(['sha256:gone'])
+  // The announcement arrives over Redis: wait for the other process to ask storage again.
+  const deadline = Date.now() + 5000
+  for (let asked = false; !asked && Date.now() < deadline;) {
+    await other.blobSize('sha256:gone', load)
+    asked = loads > 2
+    if (!asked) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(loads, 3, 'the removed blob is asked of storage again, long before its freshness ends')
+  await other.blobSize('sha256:kept', load)
+  t.equal(loads, 3, 'other blobs stay known')
+})
