@@ -42,7 +42,12 @@ declare module 'fastify' {
 /** The part of the raw path after `<prefix>/v2/`, or undefined when the path is elsewhere. */
 function pathAfterV2 (rawUrl: string, apiRoot: string): string | undefined {
   const query = rawUrl.indexOf('?')
-  const path = query === -1 ? rawUrl : rawUrl.slice(0, query)
+  let path = query === -1 ? rawUrl : rawUrl.slice(0, query)
+  // The absolute form (`GET http://host/v2/ HTTP/1.1`), which RFC 9112 has servers accept:
+  // Fastify routes it by its path, and so must the context.
+  const absolute = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/.exec(path)
+  if (absolute !== null) path = path.slice(absolute[0].length) || '/'
+
   if (path === apiRoot.slice(0, -1)) return ''
   return path.startsWith(apiRoot) ? path.slice(apiRoot.length) : undefined
 }

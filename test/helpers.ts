@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import registry, { type RegistryOptions } from '../plugins/registry.js'
+import registry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
 import { UrlBuilder } from '../lib/urls.js'
 import { digestOf } from '../lib/digest.js'
 import type { StorageOptions } from '../lib/options.js'
@@ -40,7 +40,8 @@ export async function build (t: TestContext, kind: StorageKind, options: Omit<Re
     : kind === 'filesystem'
       ? { driver: 'filesystem' as const, root: root ?? await tempDir(t) }
       : await s3Storage()
-  const app = Fastify({ logger: false })
+  // As the README asks of hosts: Fastify's own URL errors under /v2/ get the spec's body too.
+  const app = Fastify({ logger: false, frameworkErrors: registryFrameworkErrors() })
   await app.register(registry, { ...rest, storage })
   await app.ready()
   t.teardown(async () => { await app.close() })
