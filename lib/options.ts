@@ -147,7 +147,7 @@ const OPTION_DOCS: Partial<Record<keyof typeof RegistryOptionsSchema.properties,
   publicUrl: { type: 'string, `http(s)://host[/path]`', default: '(from the request)' },
   manifestBodyLimit: { default: '`4194304` (4 MiB)' },
   auth: {
-    type: "`{ mode: 'none' }`, `{ mode: 'htpasswd', path, realm? }` or `{ mode: 'token', realm, service, issuer, rootCertBundle?, jwks?, publicKeys? }`",
+    type: "`{ mode: 'none' }`, `{ mode: 'htpasswd', path, realm?, admins? }` or `{ mode: 'token', realm, service, issuer, rootCertBundle?, jwks?, publicKeys? }`",
     default: "`{ mode: 'none' }`",
     description: 'Access control; see [Access control](#access-control).'
   }
@@ -185,5 +185,7 @@ export function optionsTableMarkdown (): string {
     const description = docs.description ?? String(schema.description ?? '').replace(/ \(default [^)]*\)/, '')
     return `| \`${key}\` | ${docs.type ?? typeText(schema)} | ${docs.default ?? defaultText(schema)} | ${description} |`
   })
+  // Options that are code, not configuration: outside the schema, documented here.
+  rows.push('| `extensions` | `ExtensionRoute[]` (from `extensionRoute(descriptor, handlers)`) | `[]` | Extra routes under `/v2/_oci/`; see [Extension routes](#extension-routes). |')
   return ['| Option | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n'
 }

@@ -128,7 +128,9 @@ async function attempt<T> (work: () => Promise<T>): Promise<T | Crash> {
   try {
     return await work()
   } catch (error) {
-    if (error instanceof Crash) return error
+    // The base layer wraps what a driver throws; the crash is its cause.
+    const crash = error instanceof Crash ? error : (error as { cause?: unknown }).cause
+    if (crash instanceof Crash) return crash
     throw error
   }
 }
