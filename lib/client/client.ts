@@ -6,7 +6,7 @@
  */
 
 import type { Readable } from 'node:stream'
-import { RegistryError, fromErrorBody, type ErrorCode } from '../errors.js'
+import { RegistryError, fromErrorBody, isRegistryError, type ErrorCode } from '../errors.js'
 import { digestOf, Digester, type Algorithm } from '../digest.js'
 import { UrlBuilder } from '../urls.js'
 import { MediaTypes, baseMediaType } from '../manifest/media-types.js'
@@ -186,12 +186,16 @@ export class RegistryClient {
     return response
   }
 
-  /** Opens a request; a failed transport becomes a RegistryClientError. */
+  /**
+   * Opens a request; a failed transport becomes a RegistryClientError. A refusal on the way (a
+   * token endpoint refusing the credentials) stays the RegistryError it is.
+   */
   private async open (request: ClientRequest): Promise<StreamedResponse> {
     const url = this.resolve(request.url)
     try {
       return await this.openAuthorized(request, url)
     } catch (error) {
+      if (isRegistryError(error)) throw error
       throw transportError(error, url)
     }
   }
