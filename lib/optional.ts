@@ -5,15 +5,9 @@
  * `optionalModules`, and a missing package becomes a MissingDependencyError that names it.
  */
 
-/** A configured feature needs a package that is not installed. */
-export class MissingDependencyError extends Error {
-  readonly code = 'ERR_OCI_REGISTRY_MISSING_DEPENDENCY'
+import { MissingDependencyError } from './missing-dependency.js'
 
-  constructor (readonly feature: string, readonly packages: readonly string[], options?: { cause?: unknown }) {
-    super(`${feature} needs ${packages.join(' and ')}, which ${packages.length === 1 ? 'is' : 'are'} not installed: npm install ${packages.join(' ')}`, options)
-    this.name = 'MissingDependencyError'
-  }
-}
+export { MissingDependencyError }
 
 interface OptionalFeature<T> {
   /** What the user configured, as the error message names it. */

@@ -113,6 +113,16 @@ function dispatcher (dispatch: Dispatch) {
   }
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The registry's services: storage, the write path's events (`events.on(...)`) and policy
+     * hooks (`policies.add(...)`), read-only mode. On the host and inside the plugin alike.
+     */
+    ociRegistry: Registry
+  }
+}
+
 /** Handed to the encapsulated part: shows the registry's services to the host once built. */
 interface ExposeOption {
   expose?: (services: Registry) => void

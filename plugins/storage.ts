@@ -4,31 +4,26 @@
  */
 
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedOptions, StorageOptions } from '../lib/options.js'
 import type { StorageDriver } from '../lib/storage/driver.js'
 import { wrapDriver, type StorageBase } from '../lib/storage/base.js'
 import { Registry } from '../lib/storage/registry.js'
 import { InMemoryDriver } from '../lib/storage/drivers/inmemory.js'
 import { FilesystemDriver } from '../lib/storage/drivers/filesystem.js'
-import type { S3DriverLogger } from '../lib/storage/drivers/s3.js'
 import { RegistryCache, type SharedStore } from '../lib/storage/cache.js'
 import { verifySchema1 } from '../lib/manifest/schema1.js'
 import type { Schema1Verifier } from '../lib/storage/manifests.js'
 import { importOptional } from '../lib/optional.js'
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The registry's storage services. */
-    ociRegistry: Registry
-  }
-}
+/** What the drivers and caches log through (the app's logger); no optional package's types. */
+type StorageLogger = Pick<FastifyBaseLogger, 'warn'>
 
 /**
  * Builds the configured driver (or takes the one the host built), behind the storage base layer.
  * The S3 SDK and the Redis client are loaded only when configured: a registry without them starts faster.
  */
-export async function createDriver (storage: StorageOptions | StorageDriver, log?: S3DriverLogger): Promise<StorageBase> {
+export async function createDriver (storage: StorageOptions | StorageDriver, log?: StorageLogger): Promise<StorageBase> {
   if (!('driver' in storage) || typeof storage.driver !== 'string') return wrapDriver(storage as StorageDriver)
   switch (storage.driver) {
     case 'inmemory': return wrapDriver(new InMemoryDriver())
@@ -42,7 +37,7 @@ export async function createDriver (storage: StorageOptions | StorageDriver, log
 }
 
 /** The caches of the options: manifests in memory, and Redis when configured. */
-export async function createCache (options: ResolvedOptions['cache'], log?: S3DriverLogger): Promise<RegistryCache> {
+export async function createCache (options: ResolvedOptions['cache'], log?: StorageLogger): Promise<RegistryCache> {
   let shared: SharedStore | undefined
   if (options.redis !== undefined) {
     const { RedisStore } = await importOptional('redis')

@@ -46,8 +46,8 @@ t.test('the published entry points build, carry declarations and export what the
 
 t.test('the tarball holds the built code, the docs the README links, and nothing else', { timeout: 600_000 }, async (t) => {
   await built
-  t.equal(pkg.scripts.prepare, 'npm run build', 'npm pack and installs from git build first')
-  // --ignore-scripts: the build above stands in for `prepare`, which would rebuild under the other tests' feet.
+  t.equal(pkg.scripts.prepack, 'npm run build', 'npm pack and installs from git build first')
+  // --ignore-scripts: the build above stands in for `prepack`, which would rebuild under the other tests' feet.
   const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root })
   const files = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]?.files.map((file) => file.path).sort() ?? []
   for (const [entry, target] of Object.entries(pkg.exports)) {

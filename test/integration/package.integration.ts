@@ -1,5 +1,5 @@
 /**
- * The package as a user gets it: `npm pack` (which builds through `prepare`), installed into a
+ * The package as a user gets it: `npm pack` (which builds through `prepack`), installed into a
  * fresh project from the tarball, beside Fastify and nothing else; the install is quiet, the
  * optional peers are absent, the README's TypeScript snippets type-check strictly under both
  * `moduleResolution` NodeNext and Bundler, and the plugin and the CommonJS form run.
@@ -29,7 +29,7 @@ t.test('a fresh project installs the packed package quietly and type-checks the 
   const dir = await tempDir(t, 'oci-registry-consumer-')
   const { stdout: packed } = await exec('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root, maxBuffer: 64 * 1024 * 1024 })
   const tarball = join(dir, (JSON.parse(packed.slice(packed.indexOf('['))) as Array<{ filename: string }>)[0]?.filename ?? '')
-  await t.resolves(access(tarball), 'npm pack wrote the tarball (built by prepare)')
+  await t.resolves(access(tarball), 'npm pack wrote the tarball (built by prepack)')
 
   const project = join(dir, 'consumer')
   await mkdir(project)
@@ -39,8 +39,7 @@ t.test('a fresh project installs the packed package quietly and type-checks the 
     type: 'module',
     // What the README tells Node 20 users, for a quiet install of Fastify.
     overrides: { 'light-my-request': '6.6.0' },
-    // A local tarball counts as a source whose `prepare` npm would run; the tarball is built
-    // already, and from the registry npm never runs it.
+    // The package has no install-time script (it builds on prepack); nothing to allow.
     allowScripts: { 'fastify-oci-registry': false }
   }, null, 2))
   // From npm's cache where it can (the repository's own install filled it); the registry otherwise.
