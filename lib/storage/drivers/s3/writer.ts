@@ -11,20 +11,17 @@
  */
 
 import type { CompletedPart } from '@aws-sdk/client-s3'
-import { StorageDriverError, type FileWriter } from '../../driver.js'
+import type { StorageDriverError } from '../../driver.js'
+import { LifecycleWriter } from '../../writer-lifecycle.js'
 import type { Multipart } from './multipart.js'
 import { DRIVER_NAME, type S3Objects } from './objects.js'
 import { newSegmentKey, totalSize, type Segment } from './segments.js'
-
-/** `failed`: a commit that did not complete, after which the caller may still cancel. */
-type WriterState = 'open' | 'committed' | 'failed' | 'closed' | 'cancelled'
 
 /**
  * One writer session. Its bytes (after the rewritten short tail, if any) go to `target`: the
  * file's own key when nothing is kept before them, else a new segment.
  */
-export class S3Writer implements FileWriter {
-  private state: WriterState = 'open'
+export class S3Writer extends LifecycleWriter {
   private written = 0
   private readonly target: string
   private part: Buffer | undefined
@@ -44,13 +41,14 @@ export class S3Writer implements FileWriter {
   constructor (
     private readonly objects: S3Objects,
     private readonly multipart: Multipart,
-    private readonly path: string,
+    path: string,
     private readonly key: string,
     /** Segments kept as they are, before this session's bytes. */
     private readonly base: Segment[],
     /** A short last segment, read back and written again ahead of the new bytes. */
     private readonly tail: Segment | undefined
   ) {
+    super(DRIVER_NAME, path)
     this.baseSize = totalSize(base)
     this.target = base.length === 0 ? key : newSegmentKey(key)
     this.fresh = base.length === 0 && tail === undefined
@@ -65,12 +63,7 @@ export class S3Writer implements FileWriter {
     return this.objects.settings.partSize * (1 + Math.floor(this.parts.length / 1000))
   }
 
-  write (chunk: Uint8Array): Promise<void> {
-    try {
-      this.assertOpen()
-    } catch (error) {
-      return Promise.reject(error)
-    }
+  protected async writeChunk (chunk: Uint8Array): Promise<void> {
     // Copied now: the caller may reuse the chunk as soon as this returns.
     const copy = Buffer.from(chunk)
     this.written += copy.byteLength
@@ -183,21 +176,16 @@ export class S3Writer implements FileWriter {
     }
   }
 
-  async commit (): Promise<void> {
-    this.assertOpen()
-    this.state = 'committed'
+  protected async commitFile (): Promise<void> {
     try {
       await this.finish(true)
     } catch (error) {
-      this.state = 'failed'
       await this.abandon()
       throw this.objects.failure(error, this.path, 'commit')
     }
   }
 
-  async close (): Promise<void> {
-    if (this.state !== 'open') return
-    this.state = 'closed'
+  protected async closeFile (): Promise<void> {
     try {
       await this.finish(false)
     } catch (error) {
@@ -207,11 +195,7 @@ export class S3Writer implements FileWriter {
     }
   }
 
-  async cancel (): Promise<void> {
-    if (this.state === 'cancelled') return
-    const wasOpen = this.state === 'open'
-    if (!wasOpen && this.state !== 'failed') this.assertOpen()
-    this.state = 'cancelled'
+  protected async discardFile (wasOpen: boolean): Promise<void> {
     if (wasOpen) {
       await this.queue
       await this.abandon()
@@ -229,9 +213,5 @@ export class S3Writer implements FileWriter {
       this.uploadId = undefined
       await this.multipart.abort(this.path, this.target, uploadId)
     }
-  }
-
-  private assertOpen (): void {
-    if (this.state !== 'open') throw new StorageDriverError(DRIVER_NAME, this.path, `writer already ${this.state}`)
   }
 }
