@@ -2,22 +2,10 @@
 
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from './helpers.js'
-
-/** A free TCP port on 127.0.0.1 (redis-server cannot pick its own and report it). */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
+import { freePort } from './ports.js'
 
 /** Starts redis-server; returns its URL once it accepts connections. */
 export async function startRedis (t: TestContext, timeoutMs = 120_000): Promise<string> {

@@ -16,13 +16,14 @@ import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
 import { existsSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { CreateBucketCommand } from '@aws-sdk/client-s3'
 import { createClient, type S3DriverOptions } from '../lib/storage/drivers/s3/options.js'
 import type { TestContext } from './helpers.js'
+import { freePort } from './ports.js'
 
 const run = promisify(execFile)
 
@@ -32,17 +33,6 @@ export function swiftCredentials (): { accessKeyId: string, secretAccessKey: str
 }
 
 const PROGRAMS = ['swift-ring-builder', 'swift-account-server', 'swift-container-server', 'swift-object-server', 'swift-proxy-server', 'memcached']
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
 
 /** Children running, killed by id if the test process exits without stopping them. */
 const live = new Set<ChildProcess>()
