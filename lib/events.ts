@@ -10,6 +10,8 @@
  * failure is logged too.
  */
 
+import type { GcReport, ScrubReport } from './lifecycle/reports.js'
+
 /** Who caused a change and through which request, as far as the registry knows. */
 export interface EventOrigin {
   /** The authenticated user; undefined when anonymous or when auth is off. */
@@ -24,10 +26,13 @@ export interface EventOrigin {
   }
 }
 
-interface EventBase {
-  repository: string
+interface StoreEventBase {
   time: Date
   origin: EventOrigin
+}
+
+interface EventBase extends StoreEventBase {
+  repository: string
 }
 
 /** Every event type with its payload. */
@@ -42,6 +47,10 @@ export interface RegistryEventMap {
   'manifest.pulled': EventBase & { digest: string, mediaType: string, size: number, tag?: string }
   'tag.updated': EventBase & { tag: string, digest: string, previous?: string }
   'tag.deleted': EventBase & { tag: string, digest: string }
+  // Store-wide events of the storage lifecycle: no repository.
+  'gc.completed': StoreEventBase & { report: GcReport }
+  'scrub.completed': StoreEventBase & { report: ScrubReport }
+  'blob.quarantined': StoreEventBase & { digest: string, reason: string }
 }
 
 export type RegistryEventType = keyof RegistryEventMap
@@ -65,7 +74,8 @@ export interface EventLogger {
 /** Every event type, in a stable order (docs and tests list them from here). */
 export const EVENT_TYPES: readonly RegistryEventType[] = [
   'repository.created', 'blob.pushed', 'blob.mounted', 'blob.deleted', 'blob.pulled',
-  'manifest.pushed', 'manifest.deleted', 'manifest.pulled', 'tag.updated', 'tag.deleted'
+  'manifest.pushed', 'manifest.deleted', 'manifest.pulled', 'tag.updated', 'tag.deleted',
+  'gc.completed', 'scrub.completed', 'blob.quarantined'
 ]
 
 interface Registration {
@@ -129,7 +139,7 @@ export class RegistryEvents {
     try {
       await registration.listener(event)
     } catch (error) {
-      this.log?.error({ err: error, event: event.type, repository: event.repository }, 'event listener failed')
+      this.log?.error({ err: error, event: event.type, repository: 'repository' in event ? event.repository : undefined }, 'event listener failed')
     }
   }
 }

@@ -14,7 +14,7 @@ import { build, errorCode, locationPath, prepareImage, pushBlob, putManifest, st
 /** What an event says, without its time and origin. */
 function summary (event: RegistryEvent): string {
   const detail = 'tag' in event ? ` ${event.tag}` : 'digest' in event ? ` ${event.digest.slice(7, 15)}` : ''
-  return `${event.type} ${event.repository}${detail}`
+  return `${event.type} ${'repository' in event ? event.repository : ''}${detail}`
 }
 
 for (const kind of storageKinds) {
