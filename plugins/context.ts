@@ -111,16 +111,27 @@ class RequestContext implements RegistryRequestContext {
   }
 }
 
+/** How many times the field `name` (lower case) appears in a request's raw header list. */
+function countFields (rawHeaders: readonly string[], name: string): number {
+  let count = 0
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    if (rawHeaders[index]?.toLowerCase() === name) count++
+  }
+  return count
+}
+
 /**
  * Refuses a `Host` (and a trusted `X-Forwarded-Host`) outside RFC 9110's grammar: URLs,
  * `Link` headers and challenges are built from it, so a bad one must never get that far.
  */
 function assertValidHost (request: FastifyRequest, options: ResolvedOptions): void {
-  const refuse = (header: string): never => {
-    throw new RegistryError('UNSUPPORTED', { header, reason: 'not a valid host (RFC 9110: uri-host [":" port])' }, { statusCode: 400 })
+  const refuse = (header: string, reason = 'not a valid host (RFC 9110: uri-host [":" port])'): never => {
+    throw new RegistryError('UNSUPPORTED', { header, reason }, { statusCode: 400 })
   }
   const host = request.headers.host
   if (host !== undefined && host !== '' && !isValidHost(host)) refuse('Host')
+  // RFC 9112 section 3.2: more than one Host field is a bad request. Node keeps the first.
+  if (countFields(request.raw.rawHeaders, 'host') > 1) refuse('Host', 'more than one Host field (RFC 9112 section 3.2)')
   if (options.trustForwardedHeaders) {
     const forwarded = request.headers['x-forwarded-host']
     const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined
