@@ -117,6 +117,19 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
+/**
+ * Methods Node parses but Fastify does not route (WebDAV's PROPFIND, MKCOL, LOCK...) miss the
+ * registry's `/v2/*` route and land in a not-found handler, the host's by default. Registered
+ * with the prefix `/v2` after the context hook, this one gives them the hook's answer (405 with
+ * `Allow` on a known route, else 404) in the spec's body, and leaves the host's handler alone.
+ */
+export async function unroutedMethods (v2: FastifyInstance): Promise<void> {
+  v2.setNotFoundHandler(async function notRouted (request: FastifyRequest) {
+    // The context hook has answered already: this is the last line of defence.
+    throw new RegistryError('UNSUPPORTED', { method: request.method, reason: 'method not allowed' }, { statusCode: 405 })
+  })
+}
+
 /** True for the registry's paths, `<prefix>/v2` and below. */
 function isRegistryPath (url: string, prefix: string): boolean {
   const path = url.split('?')[0] ?? ''

@@ -16,7 +16,7 @@ import fp from 'fastify-plugin'
 import type { Registry } from '../lib/storage/registry.js'
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
 import { RouteTable, paramsSchema, routes, validateInput, type HttpMethod, type RouteDescriptor } from '../lib/routes.js'
-import errorsPlugin from './errors.js'
+import errorsPlugin, { unroutedMethods } from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
@@ -159,6 +159,8 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   const methods = routedMethods(app)
   app.route({ method: methods, url: '/v2', handler, exposeHeadRoute: false })
   app.route({ method: methods, url: '/v2/*', handler, exposeHeadRoute: false })
+  // After the context hook: methods Fastify does not route get its answer too.
+  await app.register(unroutedMethods, { prefix: '/v2' })
 }
 
 /**

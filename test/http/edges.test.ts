@@ -98,6 +98,43 @@ t.test('every method on every /v2/ path answers the spec body: 405 with Allow, o
   specBody(t, query.body, 'UNSUPPORTED')
 })
 
+t.test('methods Fastify does not route (WebDAV) get the spec body too: 405 with Allow, or 404', async (t) => {
+  const app = await build(t, 'inmemory')
+  // Node parses these methods, Fastify has no route for them: they used to get the host's 404 body.
+  for (const method of ['PROPFIND', 'MKCOL', 'LOCK', 'COPY', 'MOVE', 'PURGE'] as const) {
+    const base = await app.inject({ method: method as 'OPTIONS', url: '/v2/' })
+    t.equal(base.statusCode, 405, `${method} /v2/`)
+    t.equal(base.headers.allow, 'GET')
+    t.equal(base.headers['docker-distribution-api-version'], 'registry/2.0')
+    specBody(t, base.body, 'UNSUPPORTED')
+  }
+  const manifest = await app.inject({ method: 'PROPPATCH' as 'OPTIONS', url: urls.manifest('a/b', 'latest'), headers: { 'content-type': 'application/xml' }, payload: '<propertyupdate/>' })
+  t.equal(manifest.statusCode, 405, 'with a body too')
+  t.equal(manifest.headers.allow, 'GET, HEAD, PUT, DELETE')
+  specBody(t, manifest.body, 'UNSUPPORTED')
+  const bare = await app.inject({ method: 'MKCOL' as 'OPTIONS', url: '/v2' })
+  t.equal(bare.statusCode, 405, '/v2 without its slash')
+  const unknown = await app.inject({ method: 'PROPFIND' as 'OPTIONS', url: '/v2/a/b/nothing' })
+  t.equal(unknown.statusCode, 404)
+  specBody(t, unknown.body, 'UNSUPPORTED')
+})
+
+t.test('under a prefix, next to a host\'s own not-found handler, unrouted methods reach each its own', async (t) => {
+  const app = Fastify({ logger: false })
+  app.setNotFoundHandler(async (_request, reply) => await reply.code(404).send({ host: 'not found' }))
+  await app.register(registry, { storage: { driver: 'inmemory' }, prefix: '/registry' } as Parameters<typeof registry>[1])
+  await app.ready()
+  t.teardown(async () => { await app.close() })
+  const inside = await app.inject({ method: 'PROPFIND' as 'OPTIONS', url: '/registry/v2/' })
+  t.equal(inside.statusCode, 405)
+  specBody(t, inside.body, 'UNSUPPORTED')
+  for (const url of ['/v2/', '/registry/other', '/elsewhere']) {
+    const outside = await app.inject({ method: 'PROPFIND' as 'OPTIONS', url })
+    t.equal(outside.statusCode, 404, `PROPFIND ${url}`)
+    t.same(JSON.parse(outside.body), { host: 'not found' }, `PROPFIND ${url}: the host's handler answers`)
+  }
+})
+
 t.test('a host app keeps its own answers outside /v2/; bad percent-encoding under /v2/ gets the spec body', async (t) => {
   const app = Fastify({ logger: false, frameworkErrors: registryFrameworkErrors() })
   app.get('/health', async () => ({ ok: true }))
@@ -113,6 +150,8 @@ t.test('a host app keeps its own answers outside /v2/; bad percent-encoding unde
   const hostOptions = await app.inject({ method: 'OPTIONS', url: '/health' })
   t.equal(hostOptions.statusCode, 404)
   t.match(JSON.parse(hostOptions.body), { message: 'Route OPTIONS:/health not found' }, 'no handler leaks into the host')
+  const hostPropfind = await app.inject({ method: 'PROPFIND' as 'OPTIONS', url: '/health' })
+  t.match(JSON.parse(hostPropfind.body), { message: 'Route PROPFIND:/health not found' }, 'nor for a method Fastify does not route')
   t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
 })
 

@@ -170,43 +170,12 @@ export interface KnownFailure {
   matches: (request: GeneratedRequest, violation: string) => boolean
 }
 
-function hasBadPercentEncoding (url: string): boolean {
-  for (const part of (url.split('?')[0] ?? '').split('/')) {
-    try {
-      decodeURIComponent(part)
-    } catch {
-      return true
-    }
-  }
-  return false
-}
-
-const DISPATCHED_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'])
-
 /**
- * Violations known today, each tracked by an item of issue 16. They are reported as TODO (never
- * skipped), and an entry no run sees says so: items 3 and 4's fixes are in (only a request with
- * two Host headers is still answered), item 8's remainder is the methods Fastify never routes.
- * Anything not listed here fails the suite.
+ * Violations known today, each tracked by an issue item. They are reported as TODO (never
+ * skipped), and an entry no run sees says so. Anything not listed here fails the suite.
+ * Issue 16's items are all fixed: the list is empty until a run finds something new.
  */
-export const KNOWN_FAILURES: KnownFailure[] = [
-  {
-    issue: 'issue 16 item 3',
-    description: 'an upload id containing `=` answers 500',
-    matches: (request, violation) => violation.startsWith('5xx: ') && routeOf(request.url)?.vars.uuid?.includes('=') === true
-  },
-  {
-    issue: 'issue 16 item 4',
-    description: 'an invalid Host header is reflected in Link or Location (and answers 500 in token mode)',
-    matches: (request, violation) => request.headers.host !== undefined && !VALID_HOST.test(request.headers.host) &&
-      (violation.startsWith('host: ') || violation.startsWith('5xx: '))
-  },
-  {
-    issue: 'issue 16 item 8',
-    description: 'methods Fastify does not route at all (PROPFIND, MKCOL, LOCK and other WebDAV methods) get the host\'s 404 body, not the spec\'s',
-    matches: (request, violation) => violation.startsWith('body: ') && (!DISPATCHED_METHODS.has(request.method) || hasBadPercentEncoding(request.url))
-  }
-]
+export const KNOWN_FAILURES: KnownFailure[] = []
 
 export function knownFailure (request: GeneratedRequest, violation: string): KnownFailure | undefined {
   return KNOWN_FAILURES.find((known) => known.matches(request, violation))
