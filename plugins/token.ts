@@ -12,7 +12,7 @@ import { parseScope, type ResourceActions } from '../lib/auth/access.js'
 import { Acl, DEFAULT_ACL, type AclDocument } from '../lib/auth/acl.js'
 import { basicChallenge } from '../lib/auth/challenge.js'
 import { HtpasswdFile, parseBasicAuth, type Credentials } from '../lib/auth/htpasswd.js'
-import { TooManyChecksError } from '../lib/auth/password.js'
+import { TooManyChecksError, refusedPassword } from '../lib/auth/password.js'
 import { TokenIssuer } from '../lib/auth/token.js'
 
 export interface TokenServiceOptions {
@@ -102,7 +102,7 @@ const tokenService: FastifyPluginAsync<TokenServiceOptions> = async function tok
   async function authenticate (credentials: Credentials | undefined): Promise<string | undefined> {
     if (credentials === undefined) return undefined
     if (users === undefined || !await users.verify(credentials)) {
-      throw new OAuthError(401, 'invalid_grant', 'wrong user name or password', { 'www-authenticate': challenge })
+      throw new OAuthError(401, 'invalid_grant', refusedPassword(credentials.password), { 'www-authenticate': challenge })
     }
     return credentials.username
   }

@@ -14,6 +14,7 @@ import { TrustedKeys, type JsonWebKeySet } from './keys.js'
 import { InvalidTokenError, TokenVerifier } from './token.js'
 import type { AuthOptions } from './options.js'
 
+import { refusedPassword } from './password.js'
 export { TooManyChecksError } from './password.js'
 
 export interface AuthRequest {
@@ -55,7 +56,7 @@ export class HtpasswdAccess implements AccessController {
   async authorize (request: AuthRequest): Promise<AuthResult> {
     const credentials = parseBasicAuth(request.authorization)
     if (credentials === undefined) return { ok: false, challenge: this.challenge, reason: 'no basic credentials' }
-    if (!await this.file.verify(credentials)) return { ok: false, challenge: this.challenge, reason: 'wrong user name or password' }
+    if (!await this.file.verify(credentials)) return { ok: false, challenge: this.challenge, reason: refusedPassword(credentials.password) }
     return { ok: true, user: credentials.username, grant: Grant.all() }
   }
 }

@@ -11,6 +11,8 @@
  *   password in the file) no longer matches the remembered HMAC.
  * - An unknown user is checked against a dummy hash of the same cost, so the time taken does
  *   not tell whether the user exists.
+ * - A password longer than 72 bytes is refused: bcrypt reads only the first 72, so such a
+ *   password would admit every other password sharing them.
  */
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
@@ -50,6 +52,21 @@ export function safeEqual (a: Uint8Array, b: Uint8Array): boolean {
     return false
   }
   return timingSafeEqual(a, b)
+}
+
+/** bcrypt reads at most this many bytes of a password and ignores the rest. */
+export const BCRYPT_MAX_PASSWORD_BYTES = 72
+
+/** True when bcrypt would ignore part of `password` (more than 72 bytes of UTF-8). */
+export function tooLongForBcrypt (password: string): boolean {
+  return Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES
+}
+
+/** Why credentials were refused, as told to the client: a too long password is named as such. */
+export function refusedPassword (password: string): string {
+  return tooLongForBcrypt(password)
+    ? `password longer than ${BCRYPT_MAX_PASSWORD_BYTES} bytes, which bcrypt cannot check`
+    : 'wrong user name or password'
 }
 
 const BCRYPT_HASH = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/
@@ -106,9 +123,11 @@ export class PasswordVerifier {
 
   /**
    * Checks `password` against `hash`, the user's bcrypt hash, or against a dummy hash of
-   * `dummyCost` when the user is unknown (`hash` undefined), which always fails.
+   * `dummyCost` when the user is unknown (`hash` undefined), which always fails. A password
+   * longer than bcrypt reads always fails too, for every user alike.
    */
   async verify (user: string, password: string, hash: string | undefined, dummyCost = 10): Promise<boolean> {
+    if (tooLongForBcrypt(password)) return false
     if (hash === undefined) {
       await this.bounded(async () => await this.compare(password, await this.dummy(dummyCost)))
       return false

@@ -95,6 +95,17 @@ t.test('htpasswd: Basic challenge, wrong and right passwords, unknown users', as
   t.same(JSON.parse(await detail.text()).errors[0].detail, [{ Type: 'repository', Name: 'x', Action: 'pull' }], 'the detail lists the access needed, as distribution writes it')
 })
 
+t.test('htpasswd: a password longer than the 72 bytes bcrypt reads is refused', async (t) => {
+  // Two bytes each: 37 of them make 74 bytes, past what bcrypt reads, though only 37 characters.
+  const long = 'é'.repeat(37)
+  const path = await htpasswdFile(t, { alice: long, bob: 'é'.repeat(36) })
+  const { base, logs } = await serve(t, { auth: { mode: 'htpasswd', path } })
+  t.equal((await fetch(`${base}/v2/`, { headers: basic('alice', long) })).status, 401, 'the very password of the file')
+  t.equal((await fetch(`${base}/v2/`, { headers: basic('alice', 'é'.repeat(36) + 'x') })).status, 401, 'nor one sharing its first 72 bytes')
+  t.match(logs(), /longer than 72 bytes/, 'the log says why')
+  t.equal((await fetch(`${base}/v2/`, { headers: basic('bob', 'é'.repeat(36)) })).status, 200, '72 bytes is fine')
+})
+
 t.test('htpasswd: the file is read again when it changes', async (t) => {
   const path = await htpasswdFile(t, { alice: 'one' })
   const { base } = await serve(t, { auth: { mode: 'htpasswd', path } })

@@ -28,9 +28,9 @@ const acl: AclDocument = {
 
 interface Served { base: string, logs: () => string }
 
-async function serve (t: Test): Promise<Served & { password: string }> {
+async function serve (t: Test, users: Record<string, string> = {}): Promise<Served & { password: string }> {
   const password = 'pw-' + randomBytes(8).toString('hex')
-  const htpasswd = await htpasswdFile(t, { alice: password, bob: 'builder' })
+  const htpasswd = await htpasswdFile(t, { alice: password, bob: 'builder', ...users })
   const key = keyPair('ec')
   let log = ''
   const stream = new PassThrough()
@@ -110,6 +110,22 @@ t.test('POST /token (OAuth2 password grant)', async (t) => {
   t.equal((await refresh.json() as Record<string, unknown>).error, 'unsupported_grant_type')
   t.equal((await fetch(`${base}/token`, form({ grant_type: 'password', service }))).status, 400)
   t.equal((await fetch(`${base}/token`, form({ grant_type: 'password', username: 'alice', password, service }))).status, 200)
+})
+
+t.test('a password longer than the 72 bytes bcrypt reads is refused, and says why', async (t) => {
+  // bcrypt ignores bytes past 72: without the check, any password sharing the first 72 would do.
+  const long = 'L'.repeat(72) + '-the-rest-of-it'
+  const { base } = await serve(t, { carol: long, dave: 'd'.repeat(72) })
+  const form = (username: string, password: string): RequestInit => ({ method: 'POST', body: new URLSearchParams({ grant_type: 'password', username, password, service }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  for (const attempt of [long, 'L'.repeat(72) + '-something-else']) {
+    const refused = await fetch(`${base}/token`, form('carol', attempt))
+    t.equal(refused.status, 401, `${attempt.slice(72)}: refused`)
+    t.match(await refused.json(), { error: 'invalid_grant', error_description: /longer than 72 bytes/ })
+  }
+  const viaGet = await getToken(base, `service=${service}`, basic('carol', long))
+  t.equal(viaGet.status, 401, 'by GET with Basic credentials too')
+  t.equal((await fetch(`${base}/token`, form('dave', 'd'.repeat(72)))).status, 200, 'exactly 72 bytes is fine')
+  t.equal((await fetch(`${base}/token`, form('dave', 'd'.repeat(71)))).status, 401)
 })
 
 t.test('the full flow: challenge, token request, retry', async (t) => {

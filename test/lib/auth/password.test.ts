@@ -1,7 +1,7 @@
 import t from 'tap'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { bcryptCost, isBcryptHash, PasswordVerifier, safeEqual, TooManyChecksError, type BcryptCompare } from '../../../lib/auth/password.js'
+import { bcryptCost, isBcryptHash, PasswordVerifier, refusedPassword, safeEqual, tooLongForBcrypt, TooManyChecksError, type BcryptCompare } from '../../../lib/auth/password.js'
 import { HtpasswdFile, parseBasicAuth, parseHtpasswd } from '../../../lib/auth/htpasswd.js'
 import { htpasswdFile, htpasswdText, tempDir } from '../../auth/fixtures.js'
 
@@ -82,6 +82,25 @@ t.test('the native check reads the $2y$ hashes htpasswd -B writes', async (t) =>
   t.equal(bcryptCost(hash), 5)
   t.equal(await new PasswordVerifier().verify('alice', 's3cret', hash), true)
   t.equal(await new PasswordVerifier().verify('alice', 'S3cret', hash), false)
+})
+
+t.test('a password longer than bcrypt reads (72 bytes) is refused without a check, for every user', async (t) => {
+  const { compare, calls } = countingCompare()
+  const verifier = new PasswordVerifier({ compare, hash: async (password) => `dummy:${password}` })
+  const long = 'p'.repeat(73)
+  t.equal(tooLongForBcrypt(long), true)
+  t.equal(tooLongForBcrypt('p'.repeat(72)), false)
+  t.equal(tooLongForBcrypt('€'.repeat(25)), true, 'bytes count, not characters (75 bytes)')
+  t.equal(await verifier.verify('alice', long, `h:${long}`), false, 'even the password of the entry')
+  t.equal(await verifier.verify('nobody', long, undefined), false)
+  t.equal(calls.length, 0, 'no bcrypt check ran')
+  t.equal(await verifier.verify('alice', 'p'.repeat(72), `h:${'p'.repeat(72)}`), true, '72 bytes is checked')
+  t.match(refusedPassword(long), /longer than 72 bytes/)
+  t.equal(refusedPassword('short'), 'wrong user name or password')
+
+  // The native check alone would admit a different password sharing the first 72 bytes.
+  const hash = (await htpasswdText({ alice: `${'x'.repeat(72)}-mine` })).trim().split(':')[1] as string
+  t.equal(await new PasswordVerifier().verify('alice', `${'x'.repeat(72)}-another`, hash), false)
 })
 
 t.test('safeEqual', async (t) => {
