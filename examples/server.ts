@@ -64,6 +64,17 @@ function serverOptions (tls: ServerConfig['tls'], timeouts: Timeouts): Record<st
 }
 
 /**
+ * A client that half-closes its connection after a complete request (a FIN after the last
+ * byte) still gets its answer, then the connection closes: RFC 9112 section 9.6 says a half
+ * close neither ends a request nor tells that the client lost interest. Node's HTTP server
+ * aborts such a request unless its `httpAllowHalfOpen` is set (a Node server property that
+ * Fastify has no option for).
+ */
+export function answerHalfClosedConnections (app: FastifyInstance): void {
+  (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true
+}
+
+/**
  * The Fastify instance with the registry registered (and the bundled token service, when token
  * mode runs it), not listening. `logger` replaces the logger options (tests capture the log).
  */
@@ -76,6 +87,7 @@ export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' 
     forceCloseConnections: 'idle',
     ...serverOptions(config.tls, config.timeouts ?? DEFAULT_TIMEOUTS)
   }) as unknown as FastifyInstance
+  answerHalfClosedConnections(app)
   let options: RegistryOptions = config.registry
   const bundled = config.tokenService
   if (bundled !== undefined && options.auth?.mode === 'token') {
