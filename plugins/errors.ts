@@ -4,6 +4,7 @@
  * spec's body `{"errors":[{"code","message","detail"}]}` with the descriptor's status.
  */
 
+import { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError, isRegistryError, toErrorBody, type ErrorCode } from '../lib/errors.js'
@@ -67,25 +68,45 @@ function canDrain (request: FastifyRequest): boolean {
  * Reads and drops the rest of the body in the background, the answer already sent, for at
  * most DRAIN_TIMEOUT_MS (its size is bounded by its declared length): a client that stops
  * sending has the connection closed then, long after it could read the answer.
+ *
+ * When the connection is to close after the answer (the client sent `Connection: close`, as
+ * a Node client without an agent does), Node closes it as soon as the answer is out, with the
+ * rest of the body unread: the kernel then answers the client's next bytes with a reset, which
+ * can erase the answer before the client reads it (RFC 9112 section 9.6). So the close is
+ * staged: the answer, then our side's FIN, then the rest of the body read, then the close.
  */
 function drainInBackground (request: FastifyRequest): void {
   const raw = request.raw
-  const done = (): void => {
+  const socket = raw.socket
+  let stopped = false
+  let closing = false
+  const stop = (): void => {
+    stopped = true
     clearTimeout(timer)
-    raw.off('end', done)
-    raw.off('error', done)
-    raw.off('close', done)
+    raw.off('end', stop)
+    raw.off('error', stop)
+    raw.off('close', stop)
+    if (closing) socket.destroy()
   }
   const timer = setTimeout(() => {
-    done()
-    if (!raw.complete) raw.socket?.destroy()
+    stop()
+    if (!raw.complete) socket?.destroy()
   }, DRAIN_TIMEOUT_MS)
   timer.unref()
-  raw.on('end', done)
-  raw.on('error', done)
-  raw.on('close', done)
+  raw.on('end', stop)
+  raw.on('error', stop)
+  raw.on('close', stop)
   raw.on('data', discard)
   raw.resume()
+  if (socket instanceof Socket) {
+    // Node's server calls `destroySoon` once the answer to a request asking to close is out.
+    const staged = socket as Socket & { destroySoon?: () => void }
+    staged.destroySoon = function closeInStages (): void {
+      closing = true
+      socket.end()
+      if (stopped || raw.complete) socket.destroy()
+    }
+  }
 }
 
 function discard (): void {}
