@@ -126,10 +126,9 @@ t.test('on a signal, a request in flight finishes before the process exits', { t
   const slow = get(`${address}/slow`)
   await inHandler
   signals.emit('SIGTERM', 'SIGTERM')
-  // Give close a chance to (wrongly) finish early.
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  t.same(exits, [], 'no exit while a request is in flight')
+  // The refused connection shows that closing has begun, and gives it round trips to (wrongly) finish early.
   await t.rejects(get(`${address}/v2/`), 'new connections are refused while closing')
+  t.same(exits, [], 'no exit while a request is in flight')
   release()
   const response = await slow
   t.equal(response.status, 200)
@@ -158,10 +157,12 @@ t.test('a second signal exits at once', { timeout }, async (t) => {
 
   const worker = buildServer({ logLevel: 'silent', registry: {} })
   const workerExits: number[] = []
-  handleSignals(worker, { emitter: signals, exit: (code) => { workerExits.push(code) }, forceOnRepeat: false })
+  let workerExited!: () => void
+  const workerExitCalled = new Promise<void>((resolve) => { workerExited = resolve })
+  handleSignals(worker, { emitter: signals, exit: (code) => { workerExits.push(code); workerExited() }, forceOnRepeat: false })
   signals.emit('SIGINT', 'SIGINT')
   signals.emit('SIGINT', 'SIGINT')
   t.same(workerExits, [], 'a cluster worker leaves forcing to its primary')
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.same(workerExits, [0])
+  await workerExitCalled
+  t.same(workerExits, [0], 'and exits 0 once closed')
 })

@@ -286,8 +286,14 @@ for (const kind of storageKinds) {
       await gate
       yield Buffer.alloc(1000, 1)
     })())
+    // The first writer holds the upload once its first bytes reach storage.
+    const firstWrite = new Promise<void>((resolve) => {
+      const stop = app.ociRegistry.driver.observe((event) => {
+        if (event.action === 'writer_write') { stop(); resolve() }
+      })
+    })
     const first = app.inject({ method: 'PATCH', url: location, payload: slowBody, headers: { ...octet, 'transfer-encoding': 'chunked' } })
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await firstWrite
     const second = await app.inject({ method: 'PATCH', url: location, payload: Buffer.alloc(500, 2), headers: octet })
     release()
     t.equal(second.statusCode, 416, 'the second writer is refused')
@@ -373,13 +379,15 @@ t.test('abandoned uploads are purged by age, running ones are kept', async (t) =
   const { Registry } = await import('../../lib/storage/registry.js')
   const { InMemoryDriver } = await import('../../lib/storage/drivers/inmemory.js')
   const { FilesystemDriver } = await import('../../lib/storage/drivers/filesystem.js')
+  const { pathFor } = await import('../../lib/storage/paths.js')
   for (const driver of [new InMemoryDriver(), new FilesystemDriver({ root: await tempDir(t) })]) {
     const registry = new Registry(driver)
     const old = await registry.repository('purge/a').uploads.start()
     await registry.repository('purge/a').uploads.append(old.uuid, [Buffer.from('abandoned')])
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    const cutoff = new Date()
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    // Abandoned an hour ago: its start time says so, without the test waiting for a clock.
+    const anHourAgo = new Date(Date.now() - 3_600_000)
+    await driver.putContent(pathFor({ kind: 'uploadStartedAt', name: 'purge/a', uuid: old.uuid }), Buffer.from(anHourAgo.toISOString()))
+    const cutoff = new Date(Date.now() - 60_000)
     const fresh = await registry.repository('purge/b').uploads.start()
     const purged = await registry.purgeUploads(cutoff)
     t.same(purged.map((upload) => [upload.name, upload.uuid]), [['purge/a', old.uuid]], driver.name)

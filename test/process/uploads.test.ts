@@ -135,14 +135,14 @@ t.test('a client that hangs up mid-body gets a clean close; the upload keeps wha
   const content = randomBytes(4 * 1024 * 1024)
   const post = await request(base, 'POST', urls.blobUpload('hangup'))
   const location = locationPath(post.headers)
-  await new Promise<void>((resolve) => {
-    const req = http.request(`${base}${location}`, { method: 'PATCH', agent: false, headers: { 'content-type': 'application/octet-stream', 'content-length': String(content.length) } })
-    req.on('error', () => resolve())
-    req.write(content.subarray(0, 1024 * 1024), () => {
-      setTimeout(() => { req.destroy(); resolve() }, 200)
-    })
-  })
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  const isPatch = (line: { msg: string, req?: unknown }): boolean => line.msg === 'incoming request' && (line.req as { method?: string } | undefined)?.method === 'PATCH'
+  const req = http.request(`${base}${location}`, { method: 'PATCH', agent: false, headers: { 'content-type': 'application/octet-stream', 'content-length': String(content.length) } })
+  req.on('error', () => {})
+  req.write(content.subarray(0, 1024 * 1024))
+  // Hangs up once the server has the request, mid-body; then waits for the server to see it go.
+  const [incoming] = await server.waitFor(isPatch)
+  req.destroy()
+  await server.waitFor((line) => line.reqId === incoming?.reqId && line.msg === 'client closed the request')
   const status = await request(base, 'GET', location)
   t.equal(status.status, 204, 'the upload still exists')
   const received = Number((status.headers.range as string).split('-')[1]) + 1
