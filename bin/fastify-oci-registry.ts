@@ -38,6 +38,13 @@ const COMMANDS: Record<string, Command> = {
       const { reindexMain } = await import('../examples/lifecycle-cli.js')
       return await reindexMain(argv, env, output)
     }
+  },
+  scrub: {
+    summary: 'Re-hash blobs against their digests, check manifests\' references, quarantine corrupt blobs.',
+    run: async (argv, env) => {
+      const { scrubMain } = await import('../examples/lifecycle-cli.js')
+      return await scrubMain(argv, env, output)
+    }
   }
 }
 

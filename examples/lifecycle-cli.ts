@@ -9,10 +9,11 @@
  */
 
 import { parseArgs } from 'node:util'
-import { ConfigError, parseConfig } from './config.js'
+import { ConfigError, parseConfig, type ServerConfig } from './config.js'
 import { createDriver } from '../plugins/storage.js'
 import { Registry } from '../lib/storage/registry.js'
 import { reindex } from '../lib/lifecycle/reindex.js'
+import { scrub } from '../lib/lifecycle/scrub.js'
 
 export interface Output {
   stdout: (text: string) => void
@@ -45,6 +46,26 @@ Options:
 ${STORAGE_HELP}
 `
 
+export const SCRUB_USAGE = `Usage: fastify-oci-registry scrub [--config FILE | storage flags] [--repository GLOB] [--full] [--json]
+
+Re-hashes stored blobs against their digests and checks every manifest's references.
+A blob whose bytes do not match is quarantined (moved aside: pulls answer 404 and the
+next push of that digest uploads it again). Blobs verified within the reverify period
+(storage.scrub.reverify) are skipped unless --full.
+
+Options:
+  --repository <glob>  only repositories matching it (\`*\` within a component, \`**\` across)
+                       and the blobs they hold
+  --full               hash every blob, however recently verified
+  --json               print the report as JSON
+  -h, --help           print this help
+
+The throttle is storage.scrub.bytespersecond. Exit status: 0 when nothing was found
+wrong, 1 when a blob was corrupt or a reference missing, 2 on a usage error.
+
+${STORAGE_HELP}
+`
+
 interface Parsed {
   values: Record<string, string | boolean | undefined>
   storageArgs: string[]
@@ -67,9 +88,9 @@ function parseCommand (argv: readonly string[], own: Record<string, { type: 'str
   return { values, storageArgs }
 }
 
-async function openRegistry (storageArgs: readonly string[], env: Record<string, string | undefined>): Promise<Registry> {
+async function openRegistry (storageArgs: readonly string[], env: Record<string, string | undefined>): Promise<{ registry: Registry, config: ServerConfig }> {
   const config = parseConfig(storageArgs, env)
-  return new Registry(await createDriver(config.registry.storage ?? { driver: 'inmemory' }))
+  return { registry: new Registry(await createDriver(config.registry.storage ?? { driver: 'inmemory' })), config }
 }
 
 function failed (output: Output, error: unknown): number {
@@ -89,7 +110,7 @@ export async function reindexMain (argv: readonly string[], env: Record<string, 
   }
   let registry: Registry
   try {
-    registry = await openRegistry(storageArgs, env)
+    registry = (await openRegistry(storageArgs, env)).registry
   } catch (error) {
     return failed(output, error)
   }
@@ -102,6 +123,51 @@ export async function reindexMain (argv: readonly string[], env: Record<string, 
       output.stdout(`reindexed ${report.repositories} repositories, ${report.tags} tags, ${report.usage.totalBytes} bytes stored in ${report.durationMs} ms\n`)
     }
     return 0
+  } catch (error) {
+    return failed(output, error)
+  } finally {
+    await registry.close()
+  }
+}
+
+export async function scrubMain (argv: readonly string[], env: Record<string, string | undefined>, output: Output): Promise<number> {
+  const { values, storageArgs } = parseCommand(argv, { json: { type: 'boolean' }, full: { type: 'boolean' }, repository: { type: 'string' }, help: { type: 'boolean' } })
+  if (values.help === true || argv.includes('-h')) {
+    output.stdout(SCRUB_USAGE)
+    return 0
+  }
+  if (values.repository === true || values.repository === '') {
+    output.stderr(`--repository needs a glob\n\n${SCRUB_USAGE}`)
+    return 2
+  }
+  let opened: { registry: Registry, config: ServerConfig }
+  try {
+    opened = await openRegistry(storageArgs, env)
+  } catch (error) {
+    return failed(output, error)
+  }
+  const { registry, config } = opened
+  try {
+    const progress = plainProgress(output)
+    const settings = config.registry.scrub ?? {}
+    const report = await scrub(registry, {
+      trigger: 'cli',
+      full: values.full === true,
+      ...(typeof values.repository === 'string' ? { repository: values.repository } : {}),
+      ...(settings.bytesPerSecond === undefined ? {} : { bytesPerSecond: settings.bytesPerSecond }),
+      ...(settings.reverifySeconds === undefined ? {} : { reverifySeconds: settings.reverifySeconds }),
+      progress: (step) => { progress.line(`${step.phase} ${step.done}/${step.total} ${step.outcome} ${step.item}`) }
+    })
+    if (values.json === true) {
+      output.stdout(`${JSON.stringify(report, null, 2)}\n`)
+    } else {
+      output.stdout([
+        `scrubbed ${report.blobsChecked} blobs (${report.bytesChecked} bytes), skipped ${report.blobsSkipped} verified recently, checked ${report.manifestsChecked} manifests in ${report.durationMs} ms`,
+        ...report.corrupt.map((digest) => `corrupt, quarantined: ${digest}`),
+        ...report.missingReferences.map((reference) => `missing reference: ${reference}`)
+      ].join('\n') + '\n')
+    }
+    return report.corrupt.length > 0 || report.missingReferences.length > 0 ? 1 : 0
   } catch (error) {
     return failed(output, error)
   } finally {

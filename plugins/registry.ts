@@ -21,6 +21,7 @@ import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
 import usagePlugin from './usage.js'
+import scrubPlugin from './scrub.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -150,6 +151,7 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
   await app.register(usagePlugin)
+  await app.register(scrubPlugin, resolved.scrub)
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

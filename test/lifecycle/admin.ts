@@ -1,5 +1,6 @@
 /** A registry for the lifecycle tests: htpasswd auth with an admin, whose credentials every request carries unless it names others. */
 
+import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import registry, { type RegistryPluginOptions } from '../../plugins/registry.js'
 import { htpasswdFile } from '../auth/fixtures.js'
@@ -9,11 +10,11 @@ export const basic = (user: string, password: string): string => `Basic ${Buffer
 export const ADMIN = basic('admin', 'admin-secret')
 export const USER = basic('user', 'user-secret')
 
-export async function adminApp (t: TestContext, options: Omit<RegistryPluginOptions, 'auth'> & { root?: string } = {}): Promise<{ app: FastifyInstance, root: string }> {
-  const { root: given, ...rest } = options
+export async function adminApp (t: TestContext, options: Omit<RegistryPluginOptions, 'auth'> & { root?: string, logTo?: Writable } = {}): Promise<{ app: FastifyInstance, root: string }> {
+  const { root: given, logTo, ...rest } = options
   const root = given ?? await tempDir(t)
   const path = await htpasswdFile(t, { admin: 'admin-secret', user: 'user-secret' })
-  const app = Fastify({ logger: false })
+  const app = Fastify({ logger: logTo === undefined ? false : { level: 'info', stream: logTo } })
   // The test helpers send no credentials: the admin's go with every request that has none.
   app.addHook('onRequest', async (request) => {
     request.headers.authorization ??= ADMIN
