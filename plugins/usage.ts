@@ -13,7 +13,7 @@ export default async function usagePlugin (app: FastifyInstance): Promise<void> 
   const tracker = new UsageTracker(registry, { log: app.log })
   app.ociRegistryRoutes.add(extensionRoute(usageRoute, {
     GET: async (_request, reply) => {
-      // This process's pending changes first: an admin who just pushed sees them.
+      // Updates still being written in this process first.
       await tracker.flush()
       return await reply.send(await readUsage(registry))
     }

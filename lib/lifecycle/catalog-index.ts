@@ -4,9 +4,10 @@
  * walk of every repository (distribution's #947). Replicas share it through storage.
  *
  * The write path keeps it current (an entry on `repository.created` and `manifest.pushed`, and
- * its removal once a delete leaves the repository empty); it is built from the tree the first
- * time the catalog is asked for, and rebuilt by `reindex`, so a tree written by distribution is
- * found too. A tree changed by another program after that is seen after the next `reindex`.
+ * its removal once a delete leaves the repository empty); a server builds it from the tree when
+ * it starts on a tree without one (the catalog walks the tree until then), and `reindex` rebuilds
+ * it, so a tree written by distribution is found too. A tree changed by another program after
+ * that is seen after the next `reindex`.
  */
 
 import { isValidName } from '../reference.js'
@@ -51,16 +52,30 @@ export class CatalogIndex {
     }
   }
 
-  /** Every repository of the index, in lexical order; builds the index first when it never was. */
+  /**
+   * Every repository, in lexical order: from the index, or, until it is built, from a walk of the
+   * tree (a read never writes; `buildIfAbsent` and `rebuild` do).
+   */
   async list (): Promise<string[]> {
     if (!await this.isBuilt()) {
-      this.building ??= this.rebuild().finally(() => { this.building = undefined })
-      await this.building
+      const found: string[] = []
+      for await (const name of this.walk()) found.push(name)
+      return found.sort(compareLexically)
     }
     return (await childNames(this.driver, pathFor({ kind: 'catalogIndexRoot' })))
       .map(nameOfSegment)
       .filter(isValidName)
       .sort(compareLexically)
+  }
+
+  /**
+   * Builds the index when it never was (a server starting on a tree without one, e.g. written
+   * by distribution). Resolves when it is built; concurrent callers share one build.
+   */
+  async buildIfAbsent (): Promise<void> {
+    if (await this.isBuilt()) return
+    this.building ??= this.rebuild().finally(() => { this.building = undefined })
+    await this.building
   }
 
   private async isBuilt (): Promise<boolean> {

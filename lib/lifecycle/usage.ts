@@ -6,7 +6,7 @@
  * from the records when asked.
  *
  * A record is recomputed from the repository's own links (never adjusted by deltas, which
- * replicas would race on): shortly after write-path events touch the repository (`UsageTracker`),
+ * replicas would race on): when write-path events touch the repository (`UsageTracker`),
  * and for every repository by `recomputeUsage`, which `reindex` runs and a collector's mark
  * phase can call to correct what the events missed (changes made by another program).
  */
@@ -174,43 +174,36 @@ export interface UsageLogger {
 
 /**
  * Keeps the records current from the write path: a repository touched by an event is
- * recomputed `delayMs` after its last change (a push of many layers is counted once).
+ * recomputed before the change answers (a listing of its links; blob sizes come from the
+ * cache), one computation at a time per repository, so a record is never written back by an
+ * older computation in this process.
  */
 export class UsageTracker {
-  private readonly dirty = new Set<string>()
-  private timer: NodeJS.Timeout | undefined
-  private running: Promise<void> = Promise.resolve()
+  private readonly pending = new Map<string, Promise<void>>()
   private readonly unsubscribe: Array<() => void>
 
-  constructor (private readonly registry: Registry, private readonly options: { delayMs?: number, log?: UsageLogger } = {}) {
-    this.unsubscribe = CHANGES.map((type) => registry.events.on(type, (event) => {
-      if ('repository' in event) this.touch(event.repository)
-    }))
+  constructor (private readonly registry: Registry, private readonly options: { log?: UsageLogger } = {}) {
+    this.unsubscribe = CHANGES.map((type) => registry.events.on(type, async (event) => {
+      if ('repository' in event) await this.update(event.repository)
+    }, { wait: true }))
   }
 
-  private touch (name: string): void {
-    this.dirty.add(name)
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => { this.flush().catch(() => {}) }, this.options.delayMs ?? 1000).unref()
-  }
-
-  /** Recomputes the repositories changed since the last flush; resolves once their records are written. */
-  async flush (): Promise<void> {
-    clearTimeout(this.timer)
-    this.timer = undefined
-    const names = [...this.dirty]
-    this.dirty.clear()
-    // One flush at a time: a record is never written back by an older computation.
-    this.running = this.running.then(async () => {
-      for (const name of names) {
-        try {
-          await updateRecord(this.registry, name)
-        } catch (error) {
-          this.options.log?.error({ err: error, repository: name }, 'usage: could not update a repository\'s record')
-        }
+  private async update (name: string): Promise<void> {
+    const next = (this.pending.get(name) ?? Promise.resolve()).then(async () => {
+      try {
+        await updateRecord(this.registry, name)
+      } catch (error) {
+        this.options.log?.error({ err: error, repository: name }, 'usage: could not update a repository\'s record')
       }
     })
-    await this.running
+    this.pending.set(name, next)
+    await next
+    if (this.pending.get(name) === next) this.pending.delete(name)
+  }
+
+  /** Resolves once every update started so far is written. */
+  async flush (): Promise<void> {
+    await Promise.all(this.pending.values())
   }
 
   /** Stops listening, after writing what is pending. */

@@ -120,6 +120,11 @@ export class Registry {
     }
   }
 
+  /** Whether the tree has any repository directory (a cheap look: one listing). */
+  async holdsRepositories (): Promise<boolean> {
+    return (await childNames(this.driver, pathFor({ kind: 'repositoriesRoot' }))).length > 0
+  }
+
   /** Names of every repository that holds a manifest or a blob link, in lexical order, from the catalog's index. */
   async catalog (): Promise<string[]> {
     return await this.catalogIndex.list()
