@@ -31,6 +31,20 @@ const COMMANDS: Record<string, Command> = {
       const { main } = await import('../lib/conformance/cli.js')
       return await main(['conformance', ...argv], env, output)
     }
+  },
+  reindex: {
+    summary: 'Rebuild the catalog\'s index, the reverse index of tags and storage usage from the storage tree.',
+    run: async (argv, env) => {
+      const { reindexMain } = await import('../examples/lifecycle-cli.js')
+      return await reindexMain(argv, env, output)
+    }
+  },
+  scrub: {
+    summary: 'Re-hash blobs against their digests, check manifests\' references, quarantine corrupt blobs.',
+    run: async (argv, env) => {
+      const { scrubMain } = await import('../examples/lifecycle-cli.js')
+      return await scrubMain(argv, env, output)
+    }
   }
 }
 

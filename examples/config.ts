@@ -18,6 +18,7 @@ import { resolveOptions, RegistryOptionsSchema, type RegistryOptions } from '../
 import type { AuthOptions } from '../lib/auth/options.js'
 import { ConfigError, readConfigFile, type ConfigFile, type FileSections } from '../lib/config/file.js'
 import { DURATION_HINT, formatDuration, parseDuration } from '../lib/config/duration.js'
+import { SCRUB_SETTINGS, scrubOptions } from './scrub-settings.js'
 
 export { ConfigError }
 
@@ -342,7 +343,8 @@ export const SETTINGS = Type.Object({
     description: 'Redis shared by the replicas, caching tags and blob descriptors, e.g. redis://127.0.0.1:6379. `redis.addr` (REGISTRY_REDIS_ADDR) is host:port.'
   }),
   redisPassword: text({ file: 'redis.password', defaultText: '(none)', description: 'Password of the Redis at `redis.addr`.' }),
-  redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0)
+  redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0),
+  ...SCRUB_SETTINGS
 }, { additionalProperties: false })
 
 export type SettingKey = keyof typeof SETTINGS.properties
@@ -918,6 +920,12 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     const db = dbRaw === undefined ? '' : `/${parseInteger(dbRaw, 0, 65535)}`
     registry.cache = { redis: `redis://${password}${redisAddr.value}${db}` }
   }
+  const scrub = scrubOptions({
+    boolean: (key) => { const raw = get(key); return raw === undefined ? undefined : parseBoolean(raw) },
+    duration: (key) => { const raw = get(key); return raw === undefined ? undefined : parseDurationRaw(raw, optionFor(key).minimum ?? 0) },
+    integer: (key) => { const raw = get(key); return raw === undefined ? undefined : parseInteger(raw, optionFor(key).minimum ?? 0, optionFor(key).maximum ?? Number.MAX_SAFE_INTEGER) }
+  })
+  if (scrub !== undefined) registry.scrub = scrub
   registry.trustForwardedHeaders = trustRaw === undefined ? false : parseBoolean(trustRaw)
   if (publicUrlRaw !== undefined) registry.publicUrl = parsePublicUrl(publicUrlRaw)
   const { auth, tokenService } = authSettings((key) => key === 'auth' ? ours('auth') ?? (file?.auth === undefined ? undefined : { value: file.auth, source: 'auth' }) : get(key), cwd)

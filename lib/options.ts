@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
+import { ScrubOptionsSchema, resolveScrubOptions, type ResolvedScrubOptions } from './lifecycle/scrub.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -61,7 +62,8 @@ export const RegistryOptionsSchema = Type.Object({
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 24 * 3600, description: 'How often to look (default 24 hours).' }))
   }, { additionalProperties: false, description: 'Remove abandoned uploads periodically, as CNCF distribution\'s `uploadpurging`.' })),
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
-  auth: Type.Optional(AuthOptionsSchema)
+  auth: Type.Optional(AuthOptionsSchema),
+  scrub: Type.Optional(ScrubOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>
@@ -86,6 +88,7 @@ export interface ResolvedOptions {
   schema1: 'verify' | 'reject'
   uploadPurging: { enabled: boolean, ageSeconds: number, intervalSeconds: number }
   auth: AuthOptions
+  scrub: ResolvedScrubOptions
 }
 
 function isDriverInstance (value: unknown): value is StorageDriver {
@@ -134,7 +137,8 @@ export function resolveOptions (options: RegistryOptions = {}): ResolvedOptions 
       ageSeconds: options.uploadPurging?.ageSeconds ?? defaultOf(UploadPurgingSchema.properties.ageSeconds),
       intervalSeconds: options.uploadPurging?.intervalSeconds ?? defaultOf(UploadPurgingSchema.properties.intervalSeconds)
     },
-    auth: options.auth ?? { mode: 'none' }
+    auth: options.auth ?? { mode: 'none' },
+    scrub: resolveScrubOptions(options.scrub)
   }
 }
 

@@ -85,6 +85,14 @@ async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): P
       purgeTimer = setInterval(() => { purge().catch(() => {}) }, intervalSeconds * 1000).unref()
     })
   }
+  // The catalog's index, when the tree has none: awaited on an empty tree (one listing), in the
+  // background on a tree with repositories (the catalog walks the tree until it is built).
+  app.addHook('onReady', async () => {
+    const build = registry.catalogIndex.buildIfAbsent().catch((error: unknown) => {
+      app.log.error({ err: error }, 'could not build the catalog\'s index; the catalog walks the tree')
+    })
+    if (!await registry.holdsRepositories()) await build
+  })
   app.addHook('onClose', async () => {
     clearInterval(purgeTimer)
     await registry.close()

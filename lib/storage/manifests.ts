@@ -67,6 +67,12 @@ async function deleteIfPresent (driver: StorageDriver, path: string): Promise<bo
   }
 }
 
+/** Drivers whose reverse tag index was seen complete: the marker is never removed. */
+const reverseIndexSeen = new WeakSet<StorageDriver>()
+
+/** Tags read at once when a manifest delete checks which of them point at it. */
+const TAG_READS_AT_ONCE = 8
+
 export class TagStore {
   /** The last listing and its sorted names: a tags page reads the same listing again and again. */
   private lastListing: { paths: string[], names: string[] } | undefined
@@ -81,6 +87,9 @@ export class TagStore {
 
   async set (tag: string, digest: string): Promise<void> {
     await this.cache.invalidate(cacheKeys.tag(this.name, tag))
+    // The reverse entry before the link: a set stopped half way leaves at most an entry that
+    // names a tag pointing elsewhere, which readers of the reverse index check anyway.
+    await this.driver.putContent(this.reverseEntry(tag, digest), tag)
     // The current link first: a tag's directory exists only once it points somewhere, so a set
     // stopped half way never lists a tag that resolves to nothing. The index is history.
     await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name: this.name, tag }), digest)
@@ -91,6 +100,46 @@ export class TagStore {
   async delete (tag: string): Promise<boolean> {
     await this.cache.invalidate(cacheKeys.tag(this.name, tag))
     return await deleteIfPresent(this.driver, pathFor({ kind: 'tag', name: this.name, tag }))
+  }
+
+  private reverseEntry (tag: string, digest: string): string {
+    return pathFor({ kind: 'tagOfManifest', name: this.name, tag, ...digestParts(digest) })
+  }
+
+  /** Forgets that a tag pointed at a manifest (it was moved or removed). */
+  async forgetReverse (tag: string, digest: string): Promise<void> {
+    await deleteIfPresent(this.driver, this.reverseEntry(tag, digest))
+  }
+
+  /** Records that a tag points at a manifest (reindex: tags written by another program). */
+  async recordReverse (tag: string, digest: string): Promise<void> {
+    await this.driver.putContent(this.reverseEntry(tag, digest), tag)
+  }
+
+  /**
+   * The tags that may point at a manifest: those the reverse index names when it is complete
+   * (built by reindex and kept since by every tag change), else every tag. Callers check each.
+   */
+  async candidatesFor (digest: string): Promise<string[]> {
+    if (!await this.reverseIndexBuilt()) return await this.list()
+    return await childNames(this.driver, pathFor({ kind: 'tagsOfManifest', name: this.name, ...digestParts(digest) }))
+  }
+
+  /** Removes a manifest's reverse entries (it is deleted). */
+  async forgetManifest (digest: string): Promise<void> {
+    await deleteIfPresent(this.driver, pathFor({ kind: 'tagsOfManifest', name: this.name, ...digestParts(digest) }))
+  }
+
+  private async reverseIndexBuilt (): Promise<boolean> {
+    if (reverseIndexSeen.has(this.driver)) return true
+    try {
+      await this.driver.stat(pathFor({ kind: 'manifestTagsBuilt' }))
+    } catch (error) {
+      if (isPathNotFound(error)) return false
+      throw error
+    }
+    reverseIndexSeen.add(this.driver)
+    return true
   }
 
   /** Every tag, in lexical order. */
@@ -262,6 +311,9 @@ export class ManifestStore {
     await this.driver.putContent(this.revisionLink(manifest.digest), manifest.digest)
     if (manifest.subject !== undefined) await this.referrers.add(manifest.subject, manifest.digest)
     await Promise.all(manifest.tags.map(async (tag) => { await this.tags.set(tag, manifest.digest) }))
+    await Promise.all([...previous].map(async ([tag, before]) => {
+      if (before !== undefined && before !== manifest.digest) await this.tags.forgetReverse(tag, before)
+    }))
     return previous
   }
 
@@ -319,10 +371,20 @@ export class ManifestStore {
     }
     // The revision goes last: a delete stopped half way (a crash, a failed call) still finds
     // the manifest, and its retry removes what is left instead of leaving tags on nothing.
+    // Only the tags the reverse index names (every tag when it is not complete), read a few at
+    // a time: a repository with many tags is not read whole for each delete.
+    const candidates = await this.tags.candidatesFor(digest)
     const removed: string[] = []
-    for (const tag of await this.tags.list()) {
-      if (await this.tags.get(tag) === digest && await this.tags.delete(tag)) removed.push(tag)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < candidates.length) {
+        const tag = candidates[next++] as string
+        if (await this.tags.get(tag) === digest && await this.tags.delete(tag)) removed.push(tag)
+      }
     }
+    await Promise.all(Array.from({ length: Math.min(TAG_READS_AT_ONCE, candidates.length) }, worker))
+    removed.sort(compareLexically)
+    await this.tags.forgetManifest(digest)
     if (subject !== undefined) await this.referrers.remove(subject, digest)
     await this.cache.invalidate(cacheKeys.revision(this.name, digest))
     await deleteIfPresent(this.driver, pathFor({ kind: 'manifestRevision', name: this.name, ...digestParts(digest) }))
@@ -335,6 +397,7 @@ export class ManifestStore {
   async untag (tag: string): Promise<string> {
     const digest = await this.tags.get(tag)
     if (!await this.tags.delete(tag) || digest === undefined) throw await this.unknown({ tag })
+    await this.tags.forgetReverse(tag, digest)
     return digest
   }
 

@@ -16,6 +16,20 @@
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
  *
  * Link files hold a digest string.
+ *
+ * The registry's own records live beside that tree, under `_oci`, where distribution never
+ * looks (it reads `blobs/` and `repositories/` only). A repository name is one segment there,
+ * its `/` written `..` (which no valid name contains):
+ *
+ *   /docker/registry/v2/_oci
+ *     catalog/built                                         the index was built from the tree
+ *     catalog/repositories/<name>                           a repository that holds something
+ *     manifesttags/built                                    every tag is in the reverse index below
+ *     manifesttags/repositories/<name>/<alg>/<hex>/<tag>    the tag was set to the manifest
+ *     usage/repositories/<name>                             what a repository uses (JSON)
+ *     scrub/verified/<alg>/<hex>                            when the blob's bytes were last verified
+ *     scrub/reports                                         the last scrub reports (JSON)
+ *     quarantine/<alg>/<hex>/data                           a blob whose bytes did not match its digest
  */
 
 export const ROOT = '/docker/registry/v2'
@@ -45,6 +59,17 @@ export type PathSpec =
   | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
   | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
+  | { kind: 'catalogBuilt' }
+  | { kind: 'catalogIndexRoot' }
+  | { kind: 'catalogIndexEntry', name: string }
+  | { kind: 'manifestTagsBuilt' }
+  | { kind: 'tagsOfManifest', name: string, algorithm: string, hex: string }
+  | { kind: 'tagOfManifest', name: string, algorithm: string, hex: string, tag: string }
+  | { kind: 'usageRoot' }
+  | { kind: 'usageRecord', name: string }
+  | { kind: 'scrubVerified', algorithm: string, hex: string }
+  | { kind: 'scrubReports' }
+  | { kind: 'quarantinedBlob', algorithm: string, hex: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -52,8 +77,19 @@ export function digestParts (digest: string): { algorithm: string, hex: string }
   return { algorithm: digest.slice(0, colon), hex: digest.slice(colon + 1) }
 }
 
+/** A repository name as one path segment of the registry's own records (`a/b` is `a..b`). */
+export function nameSegment (name: string): string {
+  return name.replaceAll('/', '..')
+}
+
+/** The repository name of a segment written by `nameSegment`. */
+export function nameOfSegment (segment: string): string {
+  return segment.replaceAll('..', '/')
+}
+
 export function pathFor (spec: PathSpec): string {
   const repo = (name: string): string => `${ROOT}/repositories/${name}`
+  const own = `${ROOT}/_oci`
   switch (spec.kind) {
     case 'blobsRoot': return `${ROOT}/blobs`
     case 'blobDir': return `${ROOT}/blobs/${spec.algorithm}/${spec.hex.slice(0, 2)}/${spec.hex}`
@@ -79,5 +115,16 @@ export function pathFor (spec: PathSpec): string {
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
+    case 'catalogBuilt': return `${own}/catalog/built`
+    case 'catalogIndexRoot': return `${own}/catalog/repositories`
+    case 'catalogIndexEntry': return `${own}/catalog/repositories/${nameSegment(spec.name)}`
+    case 'manifestTagsBuilt': return `${own}/manifesttags/built`
+    case 'tagsOfManifest': return `${own}/manifesttags/repositories/${nameSegment(spec.name)}/${spec.algorithm}/${spec.hex}`
+    case 'tagOfManifest': return `${own}/manifesttags/repositories/${nameSegment(spec.name)}/${spec.algorithm}/${spec.hex}/${spec.tag}`
+    case 'usageRoot': return `${own}/usage/repositories`
+    case 'usageRecord': return `${own}/usage/repositories/${nameSegment(spec.name)}`
+    case 'scrubVerified': return `${own}/scrub/verified/${spec.algorithm}/${spec.hex}`
+    case 'scrubReports': return `${own}/scrub/reports`
+    case 'quarantinedBlob': return `${own}/quarantine/${spec.algorithm}/${spec.hex}/data`
   }
 }

@@ -6,7 +6,6 @@
 
 import { RegistryError } from '../errors.js'
 import { assertName, isValidName } from '../reference.js'
-import { compareLexically } from '../paging.js'
 import { childNames, type StorageDriver } from './driver.js'
 import { wrapDriver, type StorageBase } from './base.js'
 import { ROOT, pathFor } from './paths.js'
@@ -17,6 +16,7 @@ import { RegistryCache } from './cache.js'
 import { Repository } from './repository.js'
 import { RegistryEvents } from '../events.js'
 import { Policies, readOnlyPolicy } from '../policies.js'
+import { CatalogIndex } from '../lifecycle/catalog-index.js'
 
 export { Repository }
 
@@ -54,6 +54,8 @@ export class Registry {
 
   /** The driver behind the base layer: paths checked, errors normalised, actions timed. */
   readonly driver: StorageBase
+  /** The catalog's index of repositories, kept by the write path's events (see catalog-index.ts). */
+  readonly catalogIndex: CatalogIndex
 
   constructor (driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
     this.driver = wrapDriver(driver)
@@ -63,6 +65,14 @@ export class Registry {
     this.mountWithoutFrom = options.mountWithoutFrom ?? false
     this.readOnly = options.readOnly ?? false
     this.policies.add(readOnlyPolicy(() => this.readOnly))
+    this.catalogIndex = new CatalogIndex(this.driver, () => this.walkRepositories(), async (name) => await this.repository(name).manifests.repositoryExists())
+    // Awaited before the change answers: a client that pushed, then asks the catalog, finds it.
+    const indexed = async ({ repository }: { repository: string }): Promise<void> => { await this.catalogIndex.add(repository) }
+    const emptied = async ({ repository }: { repository: string }): Promise<void> => { await this.catalogIndex.removeIfEmpty(repository) }
+    this.events.on('repository.created', indexed, { wait: true })
+    this.events.on('manifest.pushed', indexed, { wait: true })
+    this.events.on('manifest.deleted', emptied, { wait: true })
+    this.events.on('blob.deleted', emptied, { wait: true })
   }
 
   rememberRepository (name: string): void {
@@ -101,15 +111,23 @@ export class Registry {
     }
   }
 
-  /** Names of every repository that holds a manifest or a blob link, in lexical order. */
-  async catalog (): Promise<string[]> {
-    const found: string[] = []
+  /** Walks the tree: every repository that holds a manifest or a blob link, depth first. */
+  async * walkRepositories (): AsyncGenerator<string> {
     for await (const { name, children } of this.repositoryDirectories()) {
       if ((children.includes('_manifests') || children.includes('_layers')) && await this.repository(name).manifests.repositoryExists()) {
-        found.push(name)
+        yield name
       }
     }
-    return found.sort(compareLexically)
+  }
+
+  /** Whether the tree has any repository directory (a cheap look: one listing). */
+  async holdsRepositories (): Promise<boolean> {
+    return (await childNames(this.driver, pathFor({ kind: 'repositoriesRoot' }))).length > 0
+  }
+
+  /** Names of every repository that holds a manifest or a blob link, in lexical order, from the catalog's index. */
+  async catalog (): Promise<string[]> {
+    return await this.catalogIndex.list()
   }
 
   /**
