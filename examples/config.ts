@@ -941,6 +941,9 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     throw new ConfigError(`http.timeouts.header (${formatDuration(timeouts.headerMs)}) must not be longer than http.timeouts.request (${formatDuration(timeouts.requestMs)})`)
   }
 
+  // Acted on: handed to the plugin as its option.
+  if (file?.sections.notifications !== undefined) registry.notifications = file.sections.notifications
+
   // The plugin's own validation, so that the server and the plugin can never disagree.
   try {
     resolveOptions(registry)
@@ -949,8 +952,11 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   }
 
   const sections = file?.sections ?? {}
-  const sectionNames: Record<keyof FileSections, string> = { notifications: 'notifications', health: 'health', proxy: 'proxy', debug: 'http.debug' }
-  for (const name of Object.keys(sections) as Array<keyof FileSections>) notYetActedOn.push(sectionNames[name])
+  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, health: 'health', proxy: 'proxy', debug: 'http.debug' }
+  for (const name of Object.keys(sections) as Array<keyof FileSections>) {
+    const section = sectionNames[name]
+    if (section !== undefined) notYetActedOn.push(section)
+  }
   const unsupported = file?.unsupported ?? []
 
   return {

@@ -30,6 +30,11 @@ export const optionalModules = {
     packages: ['ioredis'],
     load: async () => await import('./storage/redis-store.js')
   } satisfies OptionalFeature<unknown> as OptionalFeature<typeof import('./storage/redis-store.js')>,
+  cloudevents: {
+    feature: 'CloudEvents notifications (format: cloudevents)',
+    packages: ['cloudevents'],
+    load: async () => await import('./notifications/cloudevents.js')
+  } satisfies OptionalFeature<unknown> as OptionalFeature<typeof import('./notifications/cloudevents.js')>,
   bcrypt: {
     feature: 'htpasswd authentication',
     packages: ['bcrypt'],

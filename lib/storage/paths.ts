@@ -14,6 +14,10 @@
  *       _uploads/<uuid>/completing                            `<digest> <size>` while it is published (this project's)
  *       _uploads/<uuid>/hashstates/<alg>/<offset>             distribution's resumable hash states
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
+ *     _oci/notifications/<endpoint>/                          webhooks' durable outbox (this project's)
+ *       outbox/<key>                                          an event not yet delivered, keys in order
+ *       deadletters/<key>                                     an event given up on, until replayed
+ *       lease                                                 which process delivers (`owner` and expiry)
  *
  * Link files hold a digest string.
  */
@@ -45,6 +49,11 @@ export type PathSpec =
   | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
   | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
+  | { kind: 'notificationOutbox', endpoint: string }
+  | { kind: 'notificationEntry', endpoint: string, key: string }
+  | { kind: 'notificationDeadLetters', endpoint: string }
+  | { kind: 'notificationDeadLetter', endpoint: string, key: string }
+  | { kind: 'notificationLease', endpoint: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -52,8 +61,17 @@ export function digestParts (digest: string): { algorithm: string, hex: string }
   return { algorithm: digest.slice(0, colon), hex: digest.slice(colon + 1) }
 }
 
+/**
+ * An endpoint's name as one path component: as it is when it is made of path characters,
+ * else hex-encoded behind `x-`, so that any name is a valid path and two names never share one.
+ */
+function endpointComponent (name: string): string {
+  return /^(?!x-)[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name) ? name : `x-${Buffer.from(name, 'utf8').toString('hex')}`
+}
+
 export function pathFor (spec: PathSpec): string {
   const repo = (name: string): string => `${ROOT}/repositories/${name}`
+  const notifications = (endpoint: string): string => `${ROOT}/_oci/notifications/${endpointComponent(endpoint)}`
   switch (spec.kind) {
     case 'blobsRoot': return `${ROOT}/blobs`
     case 'blobDir': return `${ROOT}/blobs/${spec.algorithm}/${spec.hex.slice(0, 2)}/${spec.hex}`
@@ -79,5 +97,10 @@ export function pathFor (spec: PathSpec): string {
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
+    case 'notificationOutbox': return `${notifications(spec.endpoint)}/outbox`
+    case 'notificationEntry': return `${notifications(spec.endpoint)}/outbox/${spec.key}`
+    case 'notificationDeadLetters': return `${notifications(spec.endpoint)}/deadletters`
+    case 'notificationDeadLetter': return `${notifications(spec.endpoint)}/deadletters/${spec.key}`
+    case 'notificationLease': return `${notifications(spec.endpoint)}/lease`
   }
 }
