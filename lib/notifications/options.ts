@@ -47,7 +47,7 @@ export const NotificationsOptionsSchema = Type.Object({
     includereferences: Type.Optional(Type.Boolean({ description: 'List a manifest\'s references in its push event (default false).' }))
   }, { additionalProperties: false })),
   endpoints: Type.Optional(Type.Array(EndpointSchema))
-}, { additionalProperties: false, description: 'Webhooks, as CNCF distribution\'s `notifications`: events are kept in a durable outbox and delivered at least once.' })
+}, { additionalProperties: false, description: 'Webhooks, as CNCF distribution\'s `notifications`, from a durable outbox; see [Notifications](#notifications).' })
 
 export type EndpointOptions = Static<typeof EndpointSchema>
 export type NotificationsOptions = Static<typeof NotificationsOptionsSchema>
