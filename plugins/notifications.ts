@@ -22,6 +22,8 @@ export interface NotificationsPluginOptions {
   notifications?: NotificationsOptions | undefined
   /** The registry's public base URL: `target.url` of the events is built on it when set. */
   publicUrl?: string | undefined
+  /** The shared Redis (`cache.redis`): the outbox is kept there when set, else in storage. */
+  redis?: { url: string, keyPrefix: string } | undefined
 }
 
 declare module 'fastify' {
@@ -48,8 +50,11 @@ async function notificationsPlugin (app: FastifyInstance, options: Notifications
     formatters.set('cloudevents', (await importOptional('cloudevents')).cloudEventsFormatter)
   }
   const instanceID = randomUUID()
+  const store = options.redis === undefined
+    ? new StorageOutbox(app.ociRegistry.driver)
+    : new (await importOptional('redisOutbox')).RedisOutbox(options.redis.url, options.redis.keyPrefix)
   const service = new NotificationService({
-    store: new StorageOutbox(app.ociRegistry.driver),
+    store,
     endpoints: resolved.endpoints,
     formatters,
     context: {

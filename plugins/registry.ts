@@ -149,7 +149,11 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
-  await app.register(notificationsPlugin, { notifications: registryOptions.notifications, publicUrl: resolved.publicUrl })
+  await app.register(notificationsPlugin, {
+    notifications: registryOptions.notifications,
+    publicUrl: resolved.publicUrl,
+    redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix }
+  })
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

@@ -1,6 +1,6 @@
 /**
  * The durable outbox of the notifications: each endpoint's events, kept in storage (outside
- * distribution's tree, where the path mapper puts them) from before the request that caused
+ * distribution's tree, where the path mapper puts them), or in Redis (redis-outbox.ts), from before the request that caused
  * them answers until the endpoint has taken them, so that a crash or a restart loses none.
  *
  * One small file per event, named by a key that sorts in the order the events were appended
@@ -54,6 +54,8 @@ export interface OutboxStore {
   acquire: (endpoint: string, owner: string, ttlMs: number) => Promise<boolean>
   /** Gives the lease up, if `owner` holds it. */
   release: (endpoint: string, owner: string) => Promise<void>
+  /** Closes connections the store opened. */
+  close?: () => Promise<void>
 }
 
 /** Keys that sort in append order within a process, and by time across processes. */

@@ -292,6 +292,7 @@ export class NotificationService {
     for (const detach of this.detach.splice(0)) detach()
     this.stopper.abort()
     await Promise.all(this.queues.map(async (queue) => { await queue.stop() }))
+    await this.options.store.close?.()
   }
 
   /** Queue figures per endpoint (read-only; for metrics). */
