@@ -18,6 +18,7 @@ import { resolveOptions, RegistryOptionsSchema, type RegistryOptions } from '../
 import type { AuthOptions } from '../lib/auth/options.js'
 import { ConfigError, readConfigFile, type ConfigFile, type FileSections } from '../lib/config/file.js'
 import { DURATION_HINT, formatDuration, parseDuration } from '../lib/config/duration.js'
+import { NOTIFY_SETTINGS, notificationsOf } from './notifications.js'
 
 export { ConfigError }
 
@@ -342,7 +343,8 @@ export const SETTINGS = Type.Object({
     description: 'Redis shared by the replicas, caching tags and blob descriptors, e.g. redis://127.0.0.1:6379. `redis.addr` (REGISTRY_REDIS_ADDR) is host:port.'
   }),
   redisPassword: text({ file: 'redis.password', defaultText: '(none)', description: 'Password of the Redis at `redis.addr`.' }),
-  redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0)
+  redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0),
+  ...NOTIFY_SETTINGS
 }, { additionalProperties: false })
 
 export type SettingKey = keyof typeof SETTINGS.properties
@@ -942,7 +944,8 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   }
 
   // Acted on: handed to the plugin as its option.
-  if (file?.sections.notifications !== undefined) registry.notifications = file.sections.notifications
+  const notifications = notificationsOf(file?.sections.notifications, get('notificationsEndpoints'), get('notificationsIncludeReferences'), parseBoolean)
+  if (notifications !== undefined) registry.notifications = notifications
 
   // The plugin's own validation, so that the server and the plugin can never disagree.
   try {

@@ -169,7 +169,8 @@ class EndpointQueue {
     const { store, owner, leaseMs, stopped, log } = this.service
     while (!stopped.aborted) {
       try {
-        this.holding = await store.acquire(this.endpoint.name, owner, leaseMs)
+        // Once held, the lease is renewed by its timer: an idle queue costs one listing per poll.
+        if (!this.holding) this.holding = await store.acquire(this.endpoint.name, owner, leaseMs)
         if (!this.holding) {
           await this.idle()
           continue
