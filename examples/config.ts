@@ -19,6 +19,7 @@ import type { AuthOptions } from '../lib/auth/options.js'
 import { ConfigError, readConfigFile, type ConfigFile, type FileSections } from '../lib/config/file.js'
 import { DURATION_HINT, formatDuration, parseDuration } from '../lib/config/duration.js'
 import { SCRUB_SETTINGS, scrubOptions } from './scrub-settings.js'
+import { NOTIFY_SETTINGS, notificationsOf } from './notifications.js'
 
 export { ConfigError }
 
@@ -344,7 +345,8 @@ export const SETTINGS = Type.Object({
   }),
   redisPassword: text({ file: 'redis.password', defaultText: '(none)', description: 'Password of the Redis at `redis.addr`.' }),
   redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0),
-  ...SCRUB_SETTINGS
+  ...SCRUB_SETTINGS,
+  ...NOTIFY_SETTINGS
 }, { additionalProperties: false })
 
 export type SettingKey = keyof typeof SETTINGS.properties
@@ -949,6 +951,10 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     throw new ConfigError(`http.timeouts.header (${formatDuration(timeouts.headerMs)}) must not be longer than http.timeouts.request (${formatDuration(timeouts.requestMs)})`)
   }
 
+  // Acted on: handed to the plugin as its option.
+  const notifications = notificationsOf(file?.sections.notifications, get('notificationsEndpoints'), get('notificationsIncludeReferences'), parseBoolean)
+  if (notifications !== undefined) registry.notifications = notifications
+
   // The plugin's own validation, so that the server and the plugin can never disagree.
   try {
     resolveOptions(registry)
@@ -957,8 +963,11 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   }
 
   const sections = file?.sections ?? {}
-  const sectionNames: Record<keyof FileSections, string> = { notifications: 'notifications', health: 'health', proxy: 'proxy', debug: 'http.debug' }
-  for (const name of Object.keys(sections) as Array<keyof FileSections>) notYetActedOn.push(sectionNames[name])
+  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, health: 'health', proxy: 'proxy', debug: 'http.debug' }
+  for (const name of Object.keys(sections) as Array<keyof FileSections>) {
+    const section = sectionNames[name]
+    if (section !== undefined) notYetActedOn.push(section)
+  }
   const unsupported = file?.unsupported ?? []
 
   return {

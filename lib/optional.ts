@@ -30,6 +30,16 @@ export const optionalModules = {
     packages: ['ioredis'],
     load: async () => await import('./storage/redis-store.js')
   } satisfies OptionalFeature<unknown> as OptionalFeature<typeof import('./storage/redis-store.js')>,
+  redisOutbox: {
+    feature: 'The notifications\' outbox in Redis (cache.redis)',
+    packages: ['ioredis'],
+    load: async () => await import('./notifications/redis-outbox.js')
+  } satisfies OptionalFeature<unknown> as OptionalFeature<typeof import('./notifications/redis-outbox.js')>,
+  cloudevents: {
+    feature: 'CloudEvents notifications (format: cloudevents)',
+    packages: ['cloudevents'],
+    load: async () => await import('./notifications/cloudevents.js')
+  } satisfies OptionalFeature<unknown> as OptionalFeature<typeof import('./notifications/cloudevents.js')>,
   bcrypt: {
     feature: 'htpasswd authentication',
     packages: ['bcrypt'],

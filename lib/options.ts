@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 import { ScrubOptionsSchema, resolveScrubOptions, type ResolvedScrubOptions } from './lifecycle/scrub.js'
+import { NotificationsOptionsSchema } from './notifications/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -63,7 +64,8 @@ export const RegistryOptionsSchema = Type.Object({
   }, { additionalProperties: false, description: 'Remove abandoned uploads periodically, as CNCF distribution\'s `uploadpurging`.' })),
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema),
-  scrub: Type.Optional(ScrubOptionsSchema)
+  scrub: Type.Optional(ScrubOptionsSchema),
+  notifications: Type.Optional(NotificationsOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

@@ -22,6 +22,7 @@ import contextPlugin from './context.js'
 import authPlugin from './auth.js'
 import usagePlugin from './usage.js'
 import scrubPlugin from './scrub.js'
+import notificationsPlugin from './notifications.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -152,6 +153,11 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(authPlugin, resolved)
   await app.register(usagePlugin)
   await app.register(scrubPlugin, resolved.scrub)
+  await app.register(notificationsPlugin, {
+    notifications: registryOptions.notifications,
+    publicUrl: resolved.publicUrl,
+    redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix }
+  })
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

@@ -17,7 +17,7 @@ const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url
 }
 
 /** The packages only some configurations need: optional peers, never loaded by a filesystem-only user. */
-const OPTIONAL_PEERS = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', 'ioredis', 'bcrypt']
+const OPTIONAL_PEERS = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', 'ioredis', 'bcrypt', 'cloudevents']
 
 // Built once here; the tests below read dist/.
 const built = run(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', 'tsconfig.build.json'], { cwd: root })
@@ -115,7 +115,8 @@ await app.close()
 const attempts = {
   s3: { storage: { driver: 's3', bucket: 'b', region: 'us-east-1' } },
   redis: { storage: { driver: 'inmemory' }, cache: { redis: 'redis://127.0.0.1:1' } },
-  htpasswd: { storage: { driver: 'inmemory' }, auth: { mode: 'htpasswd', path: join(dir, 'htpasswd') } }
+  htpasswd: { storage: { driver: 'inmemory' }, auth: { mode: 'htpasswd', path: join(dir, 'htpasswd') } },
+  cloudevents: { storage: { driver: 'inmemory' }, notifications: { endpoints: [{ name: 'ce', url: 'http://127.0.0.1:1/', format: 'cloudevents' }] } }
 }
 for (const [feature, options] of Object.entries(attempts)) {
   const app = Fastify()
@@ -133,7 +134,7 @@ process.stdout.write(JSON.stringify(results))
 `)
   const results = JSON.parse(stdout) as Record<string, unknown>
   t.equal(results.filesystem, 200, 'filesystem storage serves /v2/ without the optional peers')
-  const expected: Record<string, string[]> = { s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'], redis: ['ioredis'], htpasswd: ['bcrypt'] }
+  const expected: Record<string, string[]> = { s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'], redis: ['ioredis'], htpasswd: ['bcrypt'], cloudevents: ['cloudevents'] }
   for (const [feature, packages] of Object.entries(expected)) {
     t.match(results[feature], {
       name: 'MissingDependencyError',

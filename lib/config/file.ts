@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { DURATION_HINT, DURATION_PATTERN } from './duration.js'
+import { NotificationsOptionsSchema } from '../notifications/options.js'
 
 /** A configuration problem; its message names the key, flag or variable at fault. */
 export class ConfigError extends Error {
@@ -36,21 +37,8 @@ const Duration = Type.String({ pattern: DURATION_PATTERN })
 const Strings = Type.Array(Type.String())
 const Headers = Type.Record(Type.String(), Strings)
 
-/** `notifications`: webhook endpoints, kept for the notifications plugin. */
-export const NotificationsSectionSchema = Type.Object({
-  events: Type.Optional(Type.Object({ includereferences: Type.Optional(Type.Boolean()) })),
-  endpoints: Type.Optional(Type.Array(Type.Object({
-    name: Type.String({ minLength: 1 }),
-    url: Type.String({ pattern: '^https?://' }),
-    disabled: Type.Optional(Type.Boolean()),
-    headers: Type.Optional(Headers),
-    timeout: Type.Optional(Duration),
-    threshold: Type.Optional(Type.Integer({ minimum: 0 })),
-    backoff: Type.Optional(Duration),
-    ignoredmediatypes: Type.Optional(Strings),
-    ignore: Type.Optional(Type.Object({ mediatypes: Type.Optional(Strings), actions: Type.Optional(Strings) }))
-  })))
-})
+/** `notifications`: webhook endpoints, the notifications plugin's option as it is. */
+export const NotificationsSectionSchema = NotificationsOptionsSchema
 
 const Check = { interval: Type.Optional(Duration), threshold: Type.Optional(Type.Integer({ minimum: 0 })) }
 

@@ -30,6 +30,10 @@
  *     scrub/verified/<alg>/<hex>                            when the blob's bytes were last verified
  *     scrub/reports                                         the last scrub reports (JSON)
  *     quarantine/<alg>/<hex>/data                           a blob whose bytes did not match its digest
+ *     notifications/<endpoint>/                             webhooks' durable outbox
+ *       outbox/<key>                                        an event not yet delivered, keys in order
+ *       deadletters/<key>                                   an event given up on, until replayed
+ *       lease                                               which process delivers (`owner` and expiry)
  */
 
 export const ROOT = '/docker/registry/v2'
@@ -70,6 +74,11 @@ export type PathSpec =
   | { kind: 'scrubVerified', algorithm: string, hex: string }
   | { kind: 'scrubReports' }
   | { kind: 'quarantinedBlob', algorithm: string, hex: string }
+  | { kind: 'notificationOutbox', endpoint: string }
+  | { kind: 'notificationEntry', endpoint: string, key: string }
+  | { kind: 'notificationDeadLetters', endpoint: string }
+  | { kind: 'notificationDeadLetter', endpoint: string, key: string }
+  | { kind: 'notificationLease', endpoint: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -87,9 +96,18 @@ export function nameOfSegment (segment: string): string {
   return segment.replaceAll('..', '/')
 }
 
+/**
+ * An endpoint's name as one path component: as it is when it is made of path characters,
+ * else hex-encoded behind `x-`, so that any name is a valid path and two names never share one.
+ */
+function endpointComponent (name: string): string {
+  return /^(?!x-)[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name) ? name : `x-${Buffer.from(name, 'utf8').toString('hex')}`
+}
+
 export function pathFor (spec: PathSpec): string {
   const repo = (name: string): string => `${ROOT}/repositories/${name}`
   const own = `${ROOT}/_oci`
+  const notifications = (endpoint: string): string => `${own}/notifications/${endpointComponent(endpoint)}`
   switch (spec.kind) {
     case 'blobsRoot': return `${ROOT}/blobs`
     case 'blobDir': return `${ROOT}/blobs/${spec.algorithm}/${spec.hex.slice(0, 2)}/${spec.hex}`
@@ -126,5 +144,10 @@ export function pathFor (spec: PathSpec): string {
     case 'scrubVerified': return `${own}/scrub/verified/${spec.algorithm}/${spec.hex}`
     case 'scrubReports': return `${own}/scrub/reports`
     case 'quarantinedBlob': return `${own}/quarantine/${spec.algorithm}/${spec.hex}/data`
+    case 'notificationOutbox': return `${notifications(spec.endpoint)}/outbox`
+    case 'notificationEntry': return `${notifications(spec.endpoint)}/outbox/${spec.key}`
+    case 'notificationDeadLetters': return `${notifications(spec.endpoint)}/deadletters`
+    case 'notificationDeadLetter': return `${notifications(spec.endpoint)}/deadletters/${spec.key}`
+    case 'notificationLease': return `${notifications(spec.endpoint)}/lease`
   }
 }

@@ -100,7 +100,11 @@ t.test("distribution's config.yml, every key that maps", async (t) => {
     cache: { redis: 'redis://:asecret@localhost:6379/2' },
     trustForwardedHeaders: false,
     publicUrl: 'https://registry.example.com',
-    auth: { mode: 'htpasswd', path: '/auth/htpasswd', realm: 'basic-realm' }
+    auth: { mode: 'htpasswd', path: '/auth/htpasswd', realm: 'basic-realm' },
+    notifications: {
+      events: { includereferences: true },
+      endpoints: [{ name: 'alistener', disabled: false, url: 'https://my.listener.com/event', headers: { Authorization: ['Bearer x'] }, timeout: '1s', threshold: 10, backoff: '1s' }]
+    }
   })
   t.equal(config.host, '0.0.0.0')
   t.equal(config.port, 5000)
@@ -112,11 +116,11 @@ t.test("distribution's config.yml, every key that maps", async (t) => {
   t.match(config.sections?.health, { storagedriver: { enabled: true, interval: '10s', threshold: 3 } })
   t.same(config.notices, {
     unsupported: ['log.formatter', 'log.fields', 'storage.filesystem.maxthreads', 'storage.cache', 'http.secret', 'http.headers'],
-    notYetActedOn: ['http.debug', 'notifications', 'health']
+    notYetActedOn: ['http.debug', 'health']
   })
   t.equal(noticeText(config.notices!),
     'config file: not supported, ignored: log.formatter, log.fields, storage.filesystem.maxthreads, storage.cache, http.secret, http.headers; ' +
-    'accepted, not yet acted on: http.debug, notifications, health')
+    'accepted, not yet acted on: http.debug, health')
 })
 
 t.test('other drivers, providers and sections', async (t) => {
