@@ -14,6 +14,7 @@
  *       _uploads/<uuid>/completing                            `<digest> <size>` while it is published (this project's)
  *       _uploads/<uuid>/hashstates/<alg>/<offset>             distribution's resumable hash states
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
+ *     _leases/<name>                                          who runs a store-wide task (this project's)
  *
  * Link files hold a digest string.
  */
@@ -45,6 +46,7 @@ export type PathSpec =
   | { kind: 'referrersOfSubject', name: string, algorithm: string, hex: string }
   | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
+  | { kind: 'lease', task: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -78,6 +80,7 @@ export function pathFor (spec: PathSpec): string {
     case 'referrersRoot': return `${repo(spec.name)}/_referrers`
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
+    case 'lease': return `${ROOT}/_leases/${spec.task}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
   }
 }
