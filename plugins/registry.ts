@@ -20,6 +20,7 @@ import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
+import gcPlugin from './gc.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -148,6 +149,7 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
+  await app.register(gcPlugin, { ...(registryOptions.gc === undefined ? {} : { gc: registryOptions.gc }), cache: resolved.cache })
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

@@ -121,6 +121,7 @@ const DEFAULT_KEPT_REPORTS = 10
 
 export class GarbageCollector {
   private current: Promise<GcReport> | undefined
+  private stopping = false
   private readonly kept: GcReport[] = []
 
   constructor (readonly registry: Registry, private readonly options: GarbageCollectorOptions = {}) {}
@@ -136,30 +137,61 @@ export class GarbageCollector {
 
   /** Runs a collection; GcBusyError when one runs already (here, or elsewhere through the lease). */
   async run (options: GcRunOptions = {}): Promise<GcReport> {
-    if (this.current !== undefined) throw new GcBusyError('here')
-    const run = this.leased(options)
-    this.current = run
-    try {
-      return await run
-    } finally {
-      this.current = undefined
-    }
+    return await (await this.start(options)).done
   }
 
-  private async leased (options: GcRunOptions): Promise<GcReport> {
+  /**
+   * Starts a collection: resolves once it has started (GcBusyError when one runs already, here
+   * or elsewhere through the lease), with the promise of its report.
+   */
+  async start (options: GcRunOptions = {}): Promise<{ done: Promise<GcReport> }> {
+    if (this.current !== undefined) throw new GcBusyError('here')
+    let began!: (error?: unknown) => void
+    const started = new Promise<void>((resolve, reject) => { began = (error) => { if (error === undefined) resolve(); else reject(error) } })
+    const run = this.leased(options, began)
+    this.current = run
+    const done = run.finally(() => { if (this.current === run) this.current = undefined })
+    // The run's failure reaches whoever awaits `done`; before it began, it rejects `start`.
+    done.catch(() => {})
+    await started
+    return { done }
+  }
+
+  /** Stops a run between two steps (the registry is closing); resolves once it has stopped. */
+  async stop (): Promise<void> {
+    this.stopping = true
+    await this.current?.catch(() => {})
+    this.stopping = false
+  }
+
+  private async leased (options: GcRunOptions, began: (error?: unknown) => void): Promise<GcReport> {
     const lease = this.options.lease
-    if (lease !== undefined && !await lease.acquire()) throw new GcBusyError('elsewhere')
     try {
-      const report = await this.collect(options)
-      this.kept.unshift(report)
+      if (lease !== undefined && !await lease.acquire()) throw new GcBusyError('elsewhere')
+    } catch (error) {
+      began(error)
+      throw error
+    }
+    began()
+    let result: { report: GcReport, events: RegistryEvent[] }
+    try {
+      result = await this.collect(options)
+      this.kept.unshift(result.report)
       this.kept.splice(this.options.keepReports ?? DEFAULT_KEPT_REPORTS)
-      return report
     } finally {
       await lease?.release()
+      this.current = undefined
     }
+    // Once the run is over: a listener that starts another run, or reads the reports, can.
+    await this.registry.events.emit(...result.events, { type: 'gc.completed', time: new Date(), origin: {}, report: result.report })
+    return result.report
   }
 
-  private async collect (options: GcRunOptions): Promise<GcReport> {
+  private checkStopping (): void {
+    if (this.stopping) throw new Error('garbage collection stopped: the registry is closing')
+  }
+
+  private async collect (options: GcRunOptions): Promise<{ report: GcReport, events: RegistryEvent[] }> {
     const { registry } = this
     const started = new Date()
     const dryRun = options.dryRun ?? false
@@ -179,6 +211,7 @@ export class GarbageCollector {
       const repositories: RepositoryMark[] = []
       for await (const { name, children } of registry.repositoryDirectories()) {
         if (!children.includes('_manifests') && !children.includes('_layers')) continue
+        this.checkStopping()
         const mark = await this.markRepository(name, deleteUntagged, delayMs > 0 ? youngSince : undefined, touched)
         for (const [digest, references] of mark.revisions) {
           if (mark.unkept.has(digest)) continue
@@ -198,6 +231,7 @@ export class GarbageCollector {
       for (const mark of repositories) {
         const manifests = registry.repository(mark.name).manifests
         for (const digest of mark.unkept) {
+          this.checkStopping()
           const references = mark.revisions.get(digest) as ManifestReferences
           const wanted = (): boolean => touched.has(digest) || references.children.some((child) => touched.has(child))
           const keep = (): void => {
@@ -251,6 +285,7 @@ export class GarbageCollector {
       const removedBlobs: string[] = []
       let bytesFreed = 0
       for (const { digest, size } of candidates) {
+        this.checkStopping()
         // Touched already: kept without waiting for whoever holds it.
         if (touched.has(digest)) continue
         await registry.blobUse.exclusive(digest, async () => {
@@ -287,8 +322,7 @@ export class GarbageCollector {
       }
       const { removed: _removed, ...summary } = gcReport
       this.options.log?.info(summary, dryRun ? 'garbage collection dry run finished' : 'garbage collection finished')
-      await registry.events.emit(...deletedEvents, { type: 'gc.completed', time: new Date(), origin: {}, report: gcReport })
-      return gcReport
+      return { report: gcReport, events: deletedEvents }
     } finally {
       stopTouching()
     }
