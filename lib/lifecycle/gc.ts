@@ -29,7 +29,7 @@
 import { randomUUID } from 'node:crypto'
 import { isDigestString } from '../digest.js'
 import { RegistryError } from '../errors.js'
-import { childNames, isPathNotFound } from '../storage/driver.js'
+import { isPathNotFound } from '../storage/driver.js'
 import { digestParts, pathFor } from '../storage/paths.js'
 import type { Registry } from '../storage/registry.js'
 import type { RegistryEvent } from '../events.js'
@@ -406,14 +406,22 @@ function markReferences (marked: Set<string>, digest: string, references: Manife
   for (const child of references.children) marked.add(child)
 }
 
-/** `alg:hex` of the directories `<root>/<alg>/<hex>` (revisions, links). */
+/**
+ * `alg:hex` of the link files `<root>/<alg>/<hex>/link` (revisions, blob links). A directory
+ * without its link is not one: distribution's deletes leave them behind.
+ */
 async function listDigests (registry: Registry, root: string): Promise<string[]> {
   const digests: string[] = []
-  for (const algorithm of await childNames(registry.driver, root)) {
-    for (const hex of await childNames(registry.driver, `${root}/${algorithm}`)) {
-      const digest = `${algorithm}:${hex}`
+  try {
+    for await (const info of registry.driver.walk(root)) {
+      if (info.isDir) continue
+      const parts = info.path.slice(root.length + 1).split('/')
+      if (parts.length !== 3 || parts[2] !== 'link') continue
+      const digest = `${parts[0] as string}:${parts[1] as string}`
       if (isDigestString(digest)) digests.push(digest)
     }
+  } catch (error) {
+    if (!isPathNotFound(error)) throw error
   }
   return digests
 }
