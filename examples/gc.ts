@@ -11,6 +11,7 @@ import { Registry } from '../lib/storage/registry.js'
 import { resolveOptions } from '../lib/options.js'
 import { GarbageCollector } from '../lib/lifecycle/gc.js'
 import { Progress, formatBytes, type ProgressStream } from '../lib/lifecycle/progress.js'
+import { SharedHolds } from '../lib/storage/shared-holds.js'
 import { createCache, createDriver } from '../plugins/storage.js'
 import { gcLease } from '../plugins/gc.js'
 import { ConfigError, parseConfig } from './config.js'
@@ -61,6 +62,8 @@ export async function main (argv: readonly string[], env: Record<string, string 
     // Removals are announced to running replicas when they share a Redis.
     cache: options.cache.redis === undefined ? new RegistryCache() : await createCache(options.cache)
   })
+  // Holds of registries serving the storage with online collection on are respected.
+  registry.blobUse.share(new SharedHolds(registry.driver))
   const progress = output.progress === undefined ? undefined : new Progress(output.progress, { label: 'gc' })
   try {
     const collector = new GarbageCollector(registry, { lease: await gcLease(registry, options.cache) })

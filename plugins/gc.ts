@@ -15,6 +15,7 @@ import { inWindow, resolveGcOptions, type GcOptions } from '../lib/lifecycle/gc-
 import { RedisLease, StorageLease, type Lease } from '../lib/lifecycle/lease.js'
 import { gcRoute } from '../lib/lifecycle/gc-routes.js'
 import { importOptional } from '../lib/optional.js'
+import { SharedHolds } from '../lib/storage/shared-holds.js'
 import { bodyOf, extensionRoute } from './routes/types.js'
 
 /** A lease with what it holds open. */
@@ -81,6 +82,8 @@ export default async function gcPlugin (app: FastifyInstance, options: GcPluginO
   const registry = app.ociRegistry
   const lease = await gcLease(registry, options.cache)
   const collector = new GarbageCollector(registry, { log: app.log, lease })
+  // Every process of a deployment that collects online announces its holds to the collector.
+  if (settings.enabled) registry.blobUse.share(new SharedHolds(registry.driver))
 
   app.ociRegistryRoutes.add(extensionRoute(gcRoute, {
     GET: async (_request, reply) => await reply.send({ running: collector.running, reports: collector.reports() }),

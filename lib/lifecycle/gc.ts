@@ -22,8 +22,9 @@
  * `delayMs` (by its storage modification time) is kept; a blob that the write path touched or
  * held during the run (a HEAD, a mount, an upload, a manifest PUT naming it) is kept; a removal
  * runs while no change holds the blob, so a manifest PUT and the sweep of a blob it names never
- * interleave (see ../storage/blob-use.ts). Those guarantees hold within one process; across
- * replicas one collector runs at a time (./lease.ts) and `delayMs` protects pushes to others.
+ * interleave (see ../storage/blob-use.ts). Across processes on one storage, one collector runs
+ * at a time (./lease.ts); when holds are shared (../storage/shared-holds.ts) the holds of the
+ * others are respected too, and `delayMs` keeps what they were sent but not yet named.
  */
 
 import { randomUUID } from 'node:crypto'
@@ -118,6 +119,8 @@ interface RepositoryMark {
 }
 
 const DEFAULT_KEPT_REPORTS = 10
+/** Blobs announced and removed together. */
+const REMOVAL_BATCH = 100
 
 export class GarbageCollector {
   private current: Promise<GcReport> | undefined
@@ -230,33 +233,38 @@ export class GarbageCollector {
       const deletedEvents: RegistryEvent[] = []
       for (const mark of repositories) {
         const manifests = registry.repository(mark.name).manifests
-        for (const digest of mark.unkept) {
-          this.checkStopping()
-          const references = mark.revisions.get(digest) as ManifestReferences
-          const wanted = (): boolean => touched.has(digest) || references.children.some((child) => touched.has(child))
-          const keep = (): void => {
-            markReferences(marked, digest, references)
-            manifestsMarked++
-          }
-          if (wanted()) {
-            keep()
-            continue
-          }
-          await registry.blobUse.exclusive(digest, async () => {
+        const { held, end } = await this.beginRemoval(dryRun ? [] : [...mark.unkept].filter((digest) => !touched.has(digest)))
+        try {
+          for (const digest of mark.unkept) {
+            this.checkStopping()
+            const references = mark.revisions.get(digest) as ManifestReferences
+            const wanted = (): boolean => touched.has(digest) || held.has(digest) || references.children.some((child) => touched.has(child) || held.has(child))
+            const keep = (): void => {
+              markReferences(marked, digest, references)
+              manifestsMarked++
+            }
             if (wanted()) {
               keep()
-              return
+              continue
             }
-            removedManifests.push(`${mark.name}@${digest}`)
-            if (dryRun) return
-            try {
-              const tags = await manifests.delete(digest)
-              deletedEvents.push({ type: 'manifest.deleted', repository: mark.name, time: new Date(), origin: {}, digest, tags })
-            } catch (error) {
-              // Deleted meanwhile by a client: nothing left to do.
-              if (!(error instanceof RegistryError)) throw error
-            }
-          })
+            await registry.blobUse.exclusive(digest, async () => {
+              if (wanted()) {
+                keep()
+                return
+              }
+              removedManifests.push(`${mark.name}@${digest}`)
+              if (dryRun) return
+              try {
+                const tags = await manifests.delete(digest)
+                deletedEvents.push({ type: 'manifest.deleted', repository: mark.name, time: new Date(), origin: {}, digest, tags })
+              } catch (error) {
+                // Deleted meanwhile by a client: nothing left to do.
+                if (!(error instanceof RegistryError)) throw error
+              }
+            })
+          }
+        } finally {
+          await end()
         }
       }
 
@@ -284,24 +292,32 @@ export class GarbageCollector {
       }
       const removedBlobs: string[] = []
       let bytesFreed = 0
-      for (const { digest, size } of candidates) {
+      for (let start = 0; start < candidates.length; start += REMOVAL_BATCH) {
         this.checkStopping()
         // Touched already: kept without waiting for whoever holds it.
-        if (touched.has(digest)) continue
-        await registry.blobUse.exclusive(digest, async () => {
-          if (touched.has(digest)) return
-          removedBlobs.push(digest)
-          bytesFreed += size
-          if (dryRun) return
-          await deleteIfPresent(registry, pathFor({ kind: 'blobDir', ...digestParts(digest) }))
-          for (const name of linkedBy.get(digest) ?? []) {
-            try {
-              await registry.repository(name).blobs.unlink(digest)
-            } catch (error) {
-              if (!(error instanceof RegistryError)) throw error
-            }
+        const batch = candidates.slice(start, start + REMOVAL_BATCH).filter(({ digest }) => !touched.has(digest))
+        const { held, end } = await this.beginRemoval(dryRun ? [] : batch.map(({ digest }) => digest))
+        try {
+          for (const { digest, size } of batch) {
+            if (held.has(digest)) continue
+            await registry.blobUse.exclusive(digest, async () => {
+              if (touched.has(digest)) return
+              removedBlobs.push(digest)
+              bytesFreed += size
+              if (dryRun) return
+              await deleteIfPresent(registry, pathFor({ kind: 'blobDir', ...digestParts(digest) }))
+              for (const name of linkedBy.get(digest) ?? []) {
+                try {
+                  await registry.repository(name).blobs.unlink(digest)
+                } catch (error) {
+                  if (!(error instanceof RegistryError)) throw error
+                }
+              }
+            })
           }
-        })
+        } finally {
+          await end()
+        }
       }
       if (!dryRun) await registry.cache.blobsRemoved(removedBlobs)
 
@@ -326,6 +342,16 @@ export class GarbageCollector {
     } finally {
       stopTouching()
     }
+  }
+
+  /**
+   * Announces removals to the other processes on the storage, when holds are shared: those
+   * they hold are returned, to keep. Nothing to announce in a dry run.
+   */
+  private async beginRemoval (digests: string[]): Promise<{ held: Set<string>, end: () => Promise<void> }> {
+    const shared = this.registry.blobUse.shared
+    if (shared === undefined || digests.length === 0) return { held: new Set(), end: async () => {} }
+    return await shared.beginRemoval(digests)
   }
 
   /** Reads a repository's revisions, tags and links, and decides which revisions are kept. */

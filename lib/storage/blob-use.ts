@@ -9,9 +9,12 @@
  *   waits for the removal and then finds the blob gone;
  * - `exclusive` runs a removal of one blob while nothing holds it, and holds back new holds.
  *
- * In process only: replicas each have their own. Without listeners a touch costs nothing and a
- * hold one map entry per blob.
+ * In process, and, once `share` is called, across the processes serving one storage through
+ * records in it (./shared-holds.ts; touches stay in process). Without listeners a touch costs
+ * nothing and an unshared hold one map entry per blob.
  */
+
+import type { SharedHolds } from './shared-holds.js'
 
 export type TouchListener = (digests: readonly string[]) => void
 
@@ -23,6 +26,16 @@ export class BlobUse {
   private readonly removing = new Set<string>()
   /** Woken on every release, so that waiters look again. */
   private waiters: Array<() => void> = []
+  private sharedHolds: SharedHolds | undefined
+
+  /** Holds are announced to, and removals checked against, other processes on the same storage. */
+  share (holds: SharedHolds): void {
+    this.sharedHolds = holds
+  }
+
+  get shared (): SharedHolds | undefined {
+    return this.sharedHolds
+  }
 
   /** Calls `listener` with every blob touched or held from now on; returns what removes it. */
   onTouch (listener: TouchListener): () => void {
@@ -50,7 +63,7 @@ export class BlobUse {
     while (unique.some((digest) => this.removing.has(digest))) await this.changed()
     for (const digest of unique) this.holds.set(digest, (this.holds.get(digest) ?? 0) + 1)
     let released = false
-    return () => {
+    const releaseHere = (): void => {
       if (released) return
       released = true
       for (const digest of unique) {
@@ -59,6 +72,20 @@ export class BlobUse {
         else this.holds.set(digest, count)
       }
       this.wake()
+    }
+    if (this.sharedHolds === undefined || unique.length === 0) return releaseHere
+    let releaseShared: () => Promise<void>
+    try {
+      releaseShared = await this.sharedHolds.hold(unique)
+    } catch (error) {
+      releaseHere()
+      throw error
+    }
+    return () => {
+      if (released) return
+      releaseHere()
+      // A record left behind only keeps blobs longer, until it is stale.
+      releaseShared().catch(() => {})
     }
   }
 

@@ -15,6 +15,8 @@
  *       _uploads/<uuid>/hashstates/<alg>/<offset>             distribution's resumable hash states
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
  *     _leases/<name>                                          who runs a store-wide task (this project's)
+ *     _blobuse/holds/<id>                                     blobs a change in flight relies on (this project's)
+ *     _blobuse/removals/<id>                                  blobs a collection is removing (this project's)
  *
  * Link files hold a digest string.
  */
@@ -47,6 +49,10 @@ export type PathSpec =
   | { kind: 'referrer', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'referrerLink', name: string, subjectAlgorithm: string, subjectHex: string, algorithm: string, hex: string }
   | { kind: 'lease', task: string }
+  | { kind: 'blobHoldsRoot' }
+  | { kind: 'blobHold', id: string }
+  | { kind: 'blobRemovalsRoot' }
+  | { kind: 'blobRemoval', id: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -81,6 +87,10 @@ export function pathFor (spec: PathSpec): string {
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
     case 'lease': return `${ROOT}/_leases/${spec.task}`
+    case 'blobHoldsRoot': return `${ROOT}/_blobuse/holds`
+    case 'blobHold': return `${ROOT}/_blobuse/holds/${spec.id}`
+    case 'blobRemovalsRoot': return `${ROOT}/_blobuse/removals`
+    case 'blobRemoval': return `${ROOT}/_blobuse/removals/${spec.id}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
   }
 }

@@ -11,7 +11,8 @@ import { GarbageCollector, referencesOf } from '../../lib/lifecycle/gc.js'
 import type { GcReport } from '../../lib/lifecycle/reports.js'
 import { digestOf } from '../../lib/digest.js'
 import { digestParts, pathFor } from '../../lib/storage/paths.js'
-import { build, prepareImage, pushBlob, putManifest, urls, type PushedImage } from '../helpers.js'
+import { SharedHolds } from '../../lib/storage/shared-holds.js'
+import { build, prepareImage, pushBlob, putManifest, tempDir, urls, type PushedImage } from '../helpers.js'
 
 const INDEX = 'application/vnd.oci.image.index.v1+json'
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
@@ -216,4 +217,31 @@ t.test('one run at a time', async (t) => {
   await t.rejects(collector.run(), { statusCode: 409, code: 'UNAVAILABLE' })
   await first
   t.notOk(collector.running)
+})
+
+t.test('holds shared through storage: a collection in one process keeps what another holds, and a hold waits for a removal', async (t) => {
+  const root = await tempDir(t)
+  const serving = await build(t, 'filesystem', { root, delete: true })
+  const collecting = await build(t, 'filesystem', { root, delete: true })
+  serving.ociRegistry.blobUse.share(new SharedHolds(serving.ociRegistry.driver))
+  collecting.ociRegistry.blobUse.share(new SharedHolds(collecting.ociRegistry.driver))
+  const held = await pushBlob(serving, 'shared', Buffer.from('held elsewhere'))
+  const free = await pushBlob(serving, 'shared', Buffer.from('free'))
+
+  const release = await serving.ociRegistry.blobUse.hold([held])
+  const report = await new GarbageCollector(collecting.ociRegistry).run()
+  release()
+  t.same(report.removed.blobs, [free], 'the blob another process holds is kept')
+
+  // A removal announced by the collector: the other process's hold waits until it ends.
+  const removal = await (collecting.ociRegistry.blobUse.shared as SharedHolds).beginRemoval([held])
+  t.same([...removal.held], [])
+  let holding = false
+  const waiting = serving.ociRegistry.blobUse.hold([held]).then((end) => { holding = true; return end })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.notOk(holding, 'waits while the removal is announced')
+  await removal.end()
+  const end = await waiting
+  t.ok(holding)
+  end()
 })
