@@ -36,6 +36,7 @@ import type { Registry } from '../storage/registry.js'
 import type { RegistryEvent } from '../events.js'
 import type { GcReport, RunTrigger } from './reports.js'
 import type { Lease } from './lease.js'
+import type { RemovalSession } from '../storage/shared-holds.js'
 
 export interface GcRunOptions {
   /** Remove nothing; the report lists what a real run would remove. */
@@ -208,6 +209,7 @@ export class GarbageCollector {
     const touched = new Set<string>()
     const stopTouching = registry.blobUse.onTouch((digests) => { for (const digest of digests) touched.add(digest) })
     for (const digest of registry.blobUse.held()) touched.add(digest)
+    const session = registry.blobUse.shared?.session(started.getTime())
     try {
       // Mark.
       const marked = new Set<string>()
@@ -233,7 +235,7 @@ export class GarbageCollector {
       const deletedEvents: RegistryEvent[] = []
       for (const mark of repositories) {
         const manifests = registry.repository(mark.name).manifests
-        const { held, end } = await this.beginRemoval(dryRun ? [] : [...mark.unkept].filter((digest) => !touched.has(digest)))
+        const { held, end } = await this.beginRemoval(session, dryRun ? [] : [...mark.unkept].filter((digest) => !touched.has(digest)))
         try {
           for (const digest of mark.unkept) {
             this.checkStopping()
@@ -296,7 +298,7 @@ export class GarbageCollector {
         this.checkStopping()
         // Touched already: kept without waiting for whoever holds it.
         const batch = candidates.slice(start, start + REMOVAL_BATCH).filter(({ digest }) => !touched.has(digest))
-        const { held, end } = await this.beginRemoval(dryRun ? [] : batch.map(({ digest }) => digest))
+        const { held, end } = await this.beginRemoval(session, dryRun ? [] : batch.map(({ digest }) => digest))
         try {
           for (const { digest, size } of batch) {
             if (held.has(digest)) continue
@@ -320,6 +322,7 @@ export class GarbageCollector {
         }
       }
       if (!dryRun) await registry.cache.blobsRemoved(removedBlobs)
+      await session?.finish()
 
       const gcReport: GcReport = {
         id: randomUUID(),
@@ -348,10 +351,9 @@ export class GarbageCollector {
    * Announces removals to the other processes on the storage, when holds are shared: those
    * they hold are returned, to keep. Nothing to announce in a dry run.
    */
-  private async beginRemoval (digests: string[]): Promise<{ held: Set<string>, end: () => Promise<void> }> {
-    const shared = this.registry.blobUse.shared
-    if (shared === undefined || digests.length === 0) return { held: new Set(), end: async () => {} }
-    return await shared.beginRemoval(digests)
+  private async beginRemoval (session: RemovalSession | undefined, digests: string[]): Promise<{ held: Set<string>, end: () => Promise<void> }> {
+    if (session === undefined || digests.length === 0) return { held: new Set(), end: async () => {} }
+    return await session.beginRemoval(digests)
   }
 
   /** Reads a repository's revisions, tags and links, and decides which revisions are kept. */

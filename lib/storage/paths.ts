@@ -16,6 +16,7 @@
  *       _referrers/<alg>/<hex>/<alg>/<hex>/link               a referrer of a subject (this project's)
  *     _leases/<name>                                          who runs a store-wide task (this project's)
  *     _blobuse/holds/<id>                                     blobs a change in flight relies on (this project's)
+ *     _blobuse/released/<time>-<id>                           a hold ended at <time> (ms), until a collection drops it (this project's)
  *     _blobuse/removals/<id>                                  blobs a collection is removing (this project's)
  *
  * Link files hold a digest string.
@@ -51,6 +52,8 @@ export type PathSpec =
   | { kind: 'lease', task: string }
   | { kind: 'blobHoldsRoot' }
   | { kind: 'blobHold', id: string }
+  | { kind: 'blobReleasedRoot' }
+  | { kind: 'blobReleased', time: number, id: string }
   | { kind: 'blobRemovalsRoot' }
   | { kind: 'blobRemoval', id: string }
 
@@ -89,6 +92,8 @@ export function pathFor (spec: PathSpec): string {
     case 'lease': return `${ROOT}/_leases/${spec.task}`
     case 'blobHoldsRoot': return `${ROOT}/_blobuse/holds`
     case 'blobHold': return `${ROOT}/_blobuse/holds/${spec.id}`
+    case 'blobReleasedRoot': return `${ROOT}/_blobuse/released`
+    case 'blobReleased': return `${ROOT}/_blobuse/released/${spec.time}-${spec.id}`
     case 'blobRemovalsRoot': return `${ROOT}/_blobuse/removals`
     case 'blobRemoval': return `${ROOT}/_blobuse/removals/${spec.id}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`

@@ -223,15 +223,30 @@ t.test('holds shared through storage: a collection in one process keeps what ano
   const root = await tempDir(t)
   const serving = await build(t, 'filesystem', { root, delete: true })
   const collecting = await build(t, 'filesystem', { root, delete: true })
-  serving.ociRegistry.blobUse.share(new SharedHolds(serving.ociRegistry.driver))
-  collecting.ociRegistry.blobUse.share(new SharedHolds(collecting.ociRegistry.driver))
+  // Pushed before holds are shared: a hold that ended just before a run keeps its blobs too.
   const held = await pushBlob(serving, 'shared', Buffer.from('held elsewhere'))
   const free = await pushBlob(serving, 'shared', Buffer.from('free'))
+  serving.ociRegistry.blobUse.share(new SharedHolds(serving.ociRegistry.driver))
+  collecting.ociRegistry.blobUse.share(new SharedHolds(collecting.ociRegistry.driver))
 
   const release = await serving.ociRegistry.blobUse.hold([held])
   const report = await new GarbageCollector(collecting.ociRegistry).run()
   release()
   t.same(report.removed.blobs, [free], 'the blob another process holds is kept')
+
+  // A hold that ended after a run started (a PUT between its mark and its removal) keeps it too.
+  const ended = await pushBlob(collecting, 'shared', Buffer.from('named meanwhile'))
+  const releaseEnded = await serving.ociRegistry.blobUse.hold([ended])
+  releaseEnded()
+  const listing = await new Promise<string[]>((resolve) => {
+    const poll = (): void => {
+      collecting.ociRegistry.driver.list('/docker/registry/v2/_blobuse/released').then(resolve, () => { setImmediate(poll) })
+    }
+    poll()
+  })
+  t.ok(listing.length > 0, 'the ended hold is recorded')
+  const second = await new GarbageCollector(collecting.ociRegistry).run()
+  t.notOk(second.removed.blobs.includes(ended), 'kept: its hold ended moments ago')
 
   // A removal announced by the collector: the other process's hold waits until it ends.
   const removal = await (collecting.ociRegistry.blobUse.shared as SharedHolds).beginRemoval([held])
