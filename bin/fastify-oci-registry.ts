@@ -25,6 +25,13 @@ const COMMANDS: Record<string, Command> = {
       return undefined
     }
   },
+  gc: {
+    summary: 'Remove blobs no manifest names (offline): fastify-oci-registry gc [--config <file>] [--dry-run] [--delete-untagged] [--json].',
+    run: async (argv, env) => {
+      const { main } = await import('../examples/gc.js')
+      return await main(argv, env, { ...output, progress: process.stderr })
+    }
+  },
   conformance: {
     summary: 'Check a registry against the OCI Distribution Spec: fastify-oci-registry conformance <url>.',
     run: async (argv, env) => {

@@ -20,6 +20,8 @@ import { ConfigError, readConfigFile, type ConfigFile, type FileSections } from 
 import { DURATION_HINT, formatDuration, parseDuration } from '../lib/config/duration.js'
 import { SCRUB_SETTINGS, scrubOptions } from './scrub-settings.js'
 import { NOTIFY_SETTINGS, notificationsOf } from './notifications.js'
+import { GC_SETTINGS } from './gc-settings.js'
+import { WINDOW_PATTERN } from '../lib/lifecycle/gc-options.js'
 
 export { ConfigError }
 
@@ -346,7 +348,8 @@ export const SETTINGS = Type.Object({
   redisPassword: text({ file: 'redis.password', defaultText: '(none)', description: 'Password of the Redis at `redis.addr`.' }),
   redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0),
   ...SCRUB_SETTINGS,
-  ...NOTIFY_SETTINGS
+  ...NOTIFY_SETTINGS,
+  ...GC_SETTINGS
 }, { additionalProperties: false })
 
 export type SettingKey = keyof typeof SETTINGS.properties
@@ -909,6 +912,18 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     }
   }
 
+  const gcRaw = { enabled: get('gcEnabled'), interval: get('gcInterval'), delay: get('gcDelay'), window: get('gcWindow'), deleteUntagged: get('gcDeleteUntagged') }
+  if (Object.values(gcRaw).some((raw) => raw !== undefined)) {
+    const seconds = (raw: Raw, key: SettingKey): number => Math.ceil(parseDurationRaw(raw, optionFor(key).minimum ?? 0) / 1000)
+    registry.gc = {
+      ...(gcRaw.enabled === undefined ? {} : { enabled: parseBoolean(gcRaw.enabled) }),
+      ...(gcRaw.interval === undefined ? {} : { intervalSeconds: seconds(gcRaw.interval, 'gcInterval') }),
+      ...(gcRaw.delay === undefined ? {} : { delaySeconds: seconds(gcRaw.delay, 'gcDelay') }),
+      ...(gcRaw.window === undefined ? {} : { window: parseWindow(gcRaw.window) }),
+      ...(gcRaw.deleteUntagged === undefined ? {} : { deleteUntagged: parseBoolean(gcRaw.deleteUntagged) })
+    }
+  }
+
   const redisRaw = ours('redis')
   const redisAddr = theirs('redis')
   if (redisRaw !== undefined) {
@@ -983,6 +998,13 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     ...(Object.keys(sections).length === 0 ? {} : { sections }),
     ...(unsupported.length === 0 && notYetActedOn.length === 0 ? {} : { notices: { unsupported, notYetActedOn } })
   }
+}
+
+/** A UTC time window, `HH:MM-HH:MM`. */
+function parseWindow (raw: Raw): string {
+  const value = parseText(raw)
+  if (!new RegExp(WINDOW_PATTERN).test(value)) throw new ConfigError(`${raw.source}: expected a UTC time window such as 01:00-05:00, got "${value}"`)
+  return value
 }
 
 /** The one warning at start about what the config file holds and the server does not act on. */

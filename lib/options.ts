@@ -9,6 +9,7 @@ import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 import { ScrubOptionsSchema, resolveScrubOptions, type ResolvedScrubOptions } from './lifecycle/scrub.js'
 import { NotificationsOptionsSchema } from './notifications/options.js'
+import { GcOptionsSchema } from './lifecycle/gc-options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -65,7 +66,8 @@ export const RegistryOptionsSchema = Type.Object({
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema),
   scrub: Type.Optional(ScrubOptionsSchema),
-  notifications: Type.Optional(NotificationsOptionsSchema)
+  notifications: Type.Optional(NotificationsOptionsSchema),
+  gc: Type.Optional(GcOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

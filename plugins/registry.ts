@@ -23,6 +23,7 @@ import authPlugin from './auth.js'
 import usagePlugin from './usage.js'
 import scrubPlugin from './scrub.js'
 import notificationsPlugin from './notifications.js'
+import gcPlugin from './gc.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -158,6 +159,7 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
     publicUrl: resolved.publicUrl,
     redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix }
   })
+  await app.register(gcPlugin, { ...(registryOptions.gc === undefined ? {} : { gc: registryOptions.gc }), cache: resolved.cache })
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

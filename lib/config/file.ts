@@ -24,7 +24,7 @@ export const FILE_STORAGE_DRIVERS = ['inmemory', 'filesystem', 's3'] as const
 export const FILE_AUTH_PROVIDERS = ['htpasswd', 'token'] as const
 
 /** Children of `storage` that are settings, not drivers. */
-const STORAGE_SETTINGS = new Set(['delete', 'redirect', 'maintenance', 'cache', 'tag', 'scrub'])
+const STORAGE_SETTINGS = new Set(['delete', 'redirect', 'maintenance', 'cache', 'tag', 'scrub', 'gc'])
 
 /** Keys whose silent omission would weaken security: refused rather than ignored. A Map: the keys come from the file. */
 const REFUSED = new Map([

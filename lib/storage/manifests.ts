@@ -261,6 +261,18 @@ export class ManifestStore {
    * that everything it references is stored. Writes nothing.
    */
   async prepare (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[] = []): Promise<PreparedManifest> {
+    const manifest = this.parse(bytes, contentType, reference, extraTags)
+    await this.verifyReferences(manifest)
+    return manifest
+  }
+
+  /** Checks that everything a parsed manifest references is stored (see `checkReferences`). */
+  async verifyReferences (manifest: PreparedManifest): Promise<void> {
+    await this.checkReferences(manifest.blobs, [...new Set(manifest.children)])
+  }
+
+  /** `prepare` without the reference check: grammar, digest and tags only. Reads nothing. */
+  parse (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[] = []): PreparedManifest {
     const tags = [...new Set([...(reference.kind === 'tag' ? [reference.tag] : []), ...extraTags])]
     if (tags.length > this.options.maxTagsPerRequest) {
       throw new RegistryError('TAG_INVALID', { reason: `more than ${this.options.maxTagsPerRequest} tags in one request` }, { statusCode: 414 })
@@ -288,7 +300,6 @@ export class ManifestStore {
       throw new RegistryError('DIGEST_INVALID', { digest: reference.digest, computed: digest, reason: 'the manifest does not match the digest in the URL' })
     }
     const children = parsed.manifests.map((manifest: Descriptor) => manifest.digest)
-    await this.checkReferences([...new Set(blobs)], [...new Set(children)])
     return {
       bytes,
       digest,

@@ -30,6 +30,10 @@
  *     scrub/verified/<alg>/<hex>                            when the blob's bytes were last verified
  *     scrub/reports                                         the last scrub reports (JSON)
  *     quarantine/<alg>/<hex>/data                           a blob whose bytes did not match its digest
+ *     leases/<name>                                         who runs a store-wide task
+ *     blobuse/holds/<id>                                    blobs a change in flight relies on
+ *     blobuse/released/<time>-<id>                          a hold ended at <time> (ms), until a collection drops it
+ *     blobuse/removals/<id>                                 blobs a collection is removing
  *     notifications/<endpoint>/                             webhooks' durable outbox
  *       outbox/<key>                                        an event not yet delivered, keys in order
  *       deadletters/<key>                                   an event given up on, until replayed
@@ -79,6 +83,13 @@ export type PathSpec =
   | { kind: 'notificationDeadLetters', endpoint: string }
   | { kind: 'notificationDeadLetter', endpoint: string, key: string }
   | { kind: 'notificationLease', endpoint: string }
+  | { kind: 'lease', task: string }
+  | { kind: 'blobHoldsRoot' }
+  | { kind: 'blobHold', id: string }
+  | { kind: 'blobReleasedRoot' }
+  | { kind: 'blobReleased', time: number, id: string }
+  | { kind: 'blobRemovalsRoot' }
+  | { kind: 'blobRemoval', id: string }
 
 /** Splits `alg:hex` for the mapper (digests are validated before they get here). */
 export function digestParts (digest: string): { algorithm: string, hex: string } {
@@ -132,6 +143,13 @@ export function pathFor (spec: PathSpec): string {
     case 'referrersRoot': return `${repo(spec.name)}/_referrers`
     case 'referrersOfSubject': return `${repo(spec.name)}/_referrers/${spec.algorithm}/${spec.hex}`
     case 'referrer': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}`
+    case 'lease': return `${own}/leases/${spec.task}`
+    case 'blobHoldsRoot': return `${own}/blobuse/holds`
+    case 'blobHold': return `${own}/blobuse/holds/${spec.id}`
+    case 'blobReleasedRoot': return `${own}/blobuse/released`
+    case 'blobReleased': return `${own}/blobuse/released/${spec.time}-${spec.id}`
+    case 'blobRemovalsRoot': return `${own}/blobuse/removals`
+    case 'blobRemoval': return `${own}/blobuse/removals/${spec.id}`
     case 'referrerLink': return `${repo(spec.name)}/_referrers/${spec.subjectAlgorithm}/${spec.subjectHex}/${spec.algorithm}/${spec.hex}/link`
     case 'catalogBuilt': return `${own}/catalog/built`
     case 'catalogIndexRoot': return `${own}/catalog/repositories`

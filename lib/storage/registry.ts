@@ -17,6 +17,7 @@ import { Repository } from './repository.js'
 import { RegistryEvents } from '../events.js'
 import { Policies, readOnlyPolicy } from '../policies.js'
 import { CatalogIndex } from '../lifecycle/catalog-index.js'
+import { BlobUse } from './blob-use.js'
 
 export { Repository }
 
@@ -47,6 +48,8 @@ export class Registry {
   readonly events = new RegistryEvents()
   /** Hooks that may refuse a change before it is committed. */
   readonly policies = new Policies()
+  /** Blobs the write path is using now: what a collector must not remove from under it. */
+  readonly blobUse = new BlobUse()
   /** Read-only mode: every change is refused while true. */
   readOnly: boolean
   /** Repositories this process has seen hold something: `repository.created` is not asked of storage again. */
@@ -98,8 +101,11 @@ export class Registry {
     if (!this.deleteEnabled) throw new RegistryError('UNSUPPORTED', { reason: 'deletes are disabled on this registry' })
   }
 
-  /** Every repository directory in storage with the names of its children, depth first. */
-  private async * repositoryDirectories (): AsyncGenerator<{ name: string, children: string[] }> {
+  /**
+   * Every repository directory in storage with the names of its children, depth first, walked
+   * from the tree itself (a collection and the catalog's rebuild must find every one).
+   */
+  async * repositoryDirectories (): AsyncGenerator<{ name: string, children: string[] }> {
     const pending: Array<{ path: string, name: string }> = [{ path: pathFor({ kind: 'repositoriesRoot' }), name: '' }]
     while (pending.length > 0) {
       const { path, name } = pending.pop() as { path: string, name: string }

@@ -15,7 +15,7 @@ import type { EventOrigin, RegistryEvent } from '../events.js'
 import type { RepositoryChange } from '../policies.js'
 import { LinkedBlobStore, type BlobDescriptor, type ByteRange } from './blobs.js'
 import { UploadStore, type ByteSource, type UploadState } from './uploads.js'
-import { ManifestStore, ReferrerStore, TagStore, type PutManifestResult, type StoredManifest } from './manifests.js'
+import { ManifestStore, ReferrerStore, TagStore, type PreparedManifest, type PutManifestResult, type StoredManifest } from './manifests.js'
 import type { Registry } from './registry.js'
 
 /** Who may mount from where: the caller's grant, as far as mounting needs it. */
@@ -75,6 +75,8 @@ export class Repository {
 
   /** A blob's descriptor; BLOB_UNKNOWN unless this repository links it and its data is stored. */
   async statBlob (digest: string): Promise<BlobDescriptor> {
+    // A client asking about a blob may be about to name it in a manifest instead of uploading it.
+    this.registry.blobUse.touch(digest)
     return await this.blobs.get(digest)
   }
 
@@ -108,6 +110,15 @@ export class Repository {
    */
   async mountBlob (digest: string, from: string | undefined, access: MountAccess, origin: EventOrigin): Promise<BlobDescriptor | undefined> {
     parseDigest(digest)
+    const release = await this.registry.blobUse.hold([digest])
+    try {
+      return await this.mountHeld(digest, from, access, origin)
+    } finally {
+      release()
+    }
+  }
+
+  private async mountHeld (digest: string, from: string | undefined, access: MountAccess, origin: EventOrigin): Promise<BlobDescriptor | undefined> {
     if (from !== undefined) {
       if (!access.mayPull(from) || !await this.registry.repository(from).blobs.isStoredHere(digest)) return undefined
     } else if (!this.registry.mountWithoutFrom || !access.unrestricted || !await this.registry.blobs.isStored(digest)) {
@@ -143,7 +154,13 @@ export class Repository {
     parseDigest(digest)
     await this.check({ action: 'blob.push', repository: this.name, origin, digest })
     const created = await this.isNew()
-    const blob = await this.uploads.complete(uuid, digest, options)
+    const release = await this.registry.blobUse.hold([digest])
+    let blob: BlobDescriptor
+    try {
+      blob = await this.uploads.complete(uuid, digest, options)
+    } finally {
+      release()
+    }
     await this.emit(origin, created, { type: 'blob.pushed', repository: this.name, time: new Date(), origin, digest: blob.digest, size: blob.size })
     return blob
   }
@@ -154,12 +171,15 @@ export class Repository {
     await this.check({ action: 'blob.push', repository: this.name, origin, digest })
     const created = await this.isNew()
     const state = await this.uploads.start(algorithm)
+    const release = await this.registry.blobUse.hold([digest])
     let blob: BlobDescriptor
     try {
       blob = await this.uploads.complete(state.uuid, digest, { body })
     } catch (error) {
       await this.uploads.cancel(state.uuid).catch(() => {})
       throw error
+    } finally {
+      release()
     }
     await this.emit(origin, created, { type: 'blob.pushed', repository: this.name, time: new Date(), origin, digest: blob.digest, size: blob.size })
     return blob
@@ -200,7 +220,20 @@ export class Repository {
    * hooks see it validated; nothing is written unless every check and hook passes.
    */
   async putManifest (bytes: Buffer, contentType: string | undefined, reference: Reference, extraTags: readonly string[], origin: EventOrigin): Promise<PutManifestResult> {
-    const manifest = await this.manifests.prepare(bytes, contentType, reference, extraTags)
+    const manifest = this.manifests.parse(bytes, contentType, reference, extraTags)
+    // Held from the reference check to the commit: a collection cannot remove what it names
+    // in between, so a manifest is never stored naming a blob that is gone.
+    const release = await this.registry.blobUse.hold([manifest.digest, ...manifest.blobs, ...manifest.children])
+    try {
+      return await this.putHeld(manifest, origin)
+    } finally {
+      release()
+    }
+  }
+
+  private async putHeld (manifest: PreparedManifest, origin: EventOrigin): Promise<PutManifestResult> {
+    await this.manifests.verifyReferences(manifest)
+    const bytes = manifest.bytes
     // What the hooks see is what the event says once it is stored.
     const described = {
       repository: this.name,

@@ -146,7 +146,7 @@ t.test('help on each command, and a bad key, an unknown command or an unwritable
   t.same(await conformanceHelp.exited, { code: 0, signal: null })
   t.match(conformanceHelp.stdout, /Usage: fastify-oci-registry conformance <url>/)
   t.same(await unknown.exited, { code: 2, signal: null })
-  t.match(unknown.stderr, /unknown command "frobnicate" \(serve, conformance, reindex, scrub; see --help\)/)
+  t.match(unknown.stderr, /unknown command "frobnicate" \(serve, gc, conformance, reindex, scrub; see --help\)/)
   t.same(await bad.exited, { code: 2, signal: null })
   t.match(bad.stderr, 'storage.delete.enabled: expected true or false, got "maybe"')
   t.same(await unwritable.exited, { code: 1, signal: null })

@@ -95,7 +95,12 @@ t.test('every flag is in the table and parses', async (t) => {
     '--header-timeout': '30s',
     '--idle-timeout': '2m',
     '--keep-alive-timeout': '5s',
-    '--request-timeout': '0'
+    '--request-timeout': '0',
+    '--gc': 'true',
+    '--gc-interval': '30m',
+    '--gc-delay': '0s',
+    '--gc-window': '01:00-05:00',
+    '--gc-delete-untagged': 'true'
   }
   // Settings that only make sense with others.
   const companions: Record<string, string[]> = {
