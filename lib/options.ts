@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
+import { MetricsOptionsSchema } from './metrics/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -61,7 +62,8 @@ export const RegistryOptionsSchema = Type.Object({
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, default: 24 * 3600, description: 'How often to look (default 24 hours).' }))
   }, { additionalProperties: false, description: 'Remove abandoned uploads periodically, as CNCF distribution\'s `uploadpurging`.' })),
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
-  auth: Type.Optional(AuthOptionsSchema)
+  auth: Type.Optional(AuthOptionsSchema),
+  metrics: Type.Optional(MetricsOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

@@ -20,6 +20,9 @@ import errorsPlugin from './errors.js'
 import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
+import metricsPlugin from './metrics.js'
+import type { RegistryOperations } from './operations.js'
+import { resolveMetricsOptions } from '../lib/metrics/options.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -28,6 +31,7 @@ import { manifestHandlers } from './routes/manifests.js'
 import { discoveryHandlers } from './routes/discovery.js'
 
 export type { RegistryOptions } from '../lib/options.js'
+export type { RegistryOperations } from './operations.js'
 export type { ExtensionRoute, RouteHandler, RouteRequest, RouteMethodHandlers } from './routes/types.js'
 export { extensionRoute } from './routes/types.js'
 
@@ -126,10 +130,12 @@ declare module 'fastify' {
 /** Handed to the encapsulated part: shows the registry's services to the host once built. */
 interface ExposeOption {
   expose?: (services: Registry) => void
+  /** Filled by the operations plugins that are on; the host's `ociRegistryOperations`. */
+  operations?: RegistryOperations
 }
 
 const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryPluginOptions & ExposeOption) {
-  const { expose, extensions = [], ...registryOptions } = options
+  const { expose, operations = {}, extensions = [], ...registryOptions } = options
   const resolved = resolveOptions(registryOptions)
   const dispatch = new Dispatch()
   for (const [route, handlers] of specHandlers(resolved)) dispatch.add(route, handlers)
@@ -146,6 +152,9 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(storagePlugin, resolved)
   expose?.(app.ociRegistry)
   await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
+  // Operations, each from its option; metrics before auth, so refused requests are counted in flight too.
+  const metrics = resolveMetricsOptions(registryOptions.metrics)
+  if (metrics.enabled) await app.register(metricsPlugin, { ...metrics, operations })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
 
@@ -163,17 +172,21 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
 
 /**
  * The plugin a user registers. Everything it adds (routes, error handler, parsers, hooks) lives
- * in an encapsulated child context; the host gets one decorator, `ociRegistry`: the services,
+ * in an encapsulated child context; the host gets two decorators: `ociRegistry`, the services,
  * where embedders subscribe to events (`app.ociRegistry.events.on(...)`) and add policy hooks
- * (`app.ociRegistry.policies.add(...)`). A host that registers the plugin twice (two prefixes)
- * keeps the first registration's decorator. Fastify does not apply `prefix` to a plugin wrapped
+ * (`app.ociRegistry.policies.add(...)`), and `ociRegistryOperations`, what the operations
+ * plugins that are on expose (metrics, health), for a host to serve elsewhere. A host that registers the plugin twice (two prefixes)
+ * keeps the first registration's decorators. Fastify does not apply `prefix` to a plugin wrapped
  * in fastify-plugin, so it is handed on to the child.
  */
 const registry = fp(async function registry (host: FastifyInstance, options: RegistryPluginOptions) {
   const { prefix } = options as RegistryPluginOptions & { prefix?: string }
+  const operations: RegistryOperations = {}
+  if (!host.hasDecorator('ociRegistryOperations')) host.decorate('ociRegistryOperations', operations)
   await host.register(registryContext, {
     ...options,
     ...(prefix === undefined ? {} : { prefix }),
+    operations,
     expose: (services) => {
       if (!host.hasDecorator('ociRegistry')) host.decorate('ociRegistry', services)
     }
