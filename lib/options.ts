@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 import { MetricsOptionsSchema } from './metrics/options.js'
+import { HealthOptionsSchema } from './health/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -63,7 +64,8 @@ export const RegistryOptionsSchema = Type.Object({
   }, { additionalProperties: false, description: 'Remove abandoned uploads periodically, as CNCF distribution\'s `uploadpurging`.' })),
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema),
-  metrics: Type.Optional(MetricsOptionsSchema)
+  metrics: Type.Optional(MetricsOptionsSchema),
+  health: Type.Optional(HealthOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

@@ -6,10 +6,13 @@
  */
 
 import type { RegistryMetrics } from '../lib/metrics/metrics.js'
+import type { HealthChecks } from '../lib/health/checks.js'
 
 export interface RegistryOperations {
   /** The Prometheus metrics, when the `metrics` option is on. */
   metrics?: RegistryMetrics
+  /** The dependency checks, when the `health` option is on (`debugHealth()` is distribution's `/debug/health`). */
+  health?: HealthChecks
 }
 
 declare module 'fastify' {

@@ -21,8 +21,10 @@ import storagePlugin from './storage.js'
 import contextPlugin from './context.js'
 import authPlugin from './auth.js'
 import metricsPlugin from './metrics.js'
+import healthPlugin from './health.js'
 import type { RegistryOperations } from './operations.js'
 import { resolveMetricsOptions } from '../lib/metrics/options.js'
+import { resolveHealthOptions } from '../lib/health/options.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -155,6 +157,8 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   // Operations, each from its option; metrics before auth, so refused requests are counted in flight too.
   const metrics = resolveMetricsOptions(registryOptions.metrics)
   if (metrics.enabled) await app.register(metricsPlugin, { ...metrics, operations })
+  const health = resolveHealthOptions(registryOptions.health)
+  if (health.enabled) await app.register(healthPlugin, { ...health, redis: { ...health.redis, configured: resolved.cache.redis !== undefined }, operations })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
 
