@@ -22,6 +22,7 @@ import contextPlugin from './context.js'
 import authPlugin from './auth.js'
 import metricsPlugin from './metrics.js'
 import healthPlugin from './health.js'
+import maintenancePlugin from './maintenance.js'
 import type { RegistryOperations } from './operations.js'
 import { resolveMetricsOptions } from '../lib/metrics/options.js'
 import { resolveHealthOptions } from '../lib/health/options.js'
@@ -161,6 +162,8 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   if (health.enabled) await app.register(healthPlugin, { ...health, redis: { ...health.redis, configured: resolved.cache.redis !== undefined }, operations })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
+  // After auth, before any body is read: read-only mode refuses changes of callers it knows.
+  await app.register(maintenancePlugin)
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

@@ -108,9 +108,11 @@ t.test('auth failures by reason', async (t) => {
   t.equal((await app.inject({ method: 'GET', url: '/v2/' })).statusCode, 401)
   t.equal((await app.inject({ method: 'GET', url: '/v2/', headers: { authorization: basic('alice', 'wrong') } })).statusCode, 401)
   t.equal((await app.inject({ method: 'GET', url: '/v2/', headers: { authorization: basic('alice', 'secret') } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/v2/_oci/admin/readonly', headers: { authorization: basic('alice', 'secret') } })).statusCode, 403, 'not an admin')
   const text = await scrape(t, app)
   t.equal(sample(text, 'registry_auth_failures_total', { reason: 'missing_credentials' }), 1)
   t.equal(sample(text, 'registry_auth_failures_total', { reason: 'invalid_credentials' }), 1)
+  t.equal(sample(text, 'registry_auth_failures_total', { reason: 'denied' }), 1)
   t.equal(sample(text, 'registry_http_requests_total', { handler: 'base', method: 'GET', code: '401' }), 2)
 })
 
