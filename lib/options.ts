@@ -9,6 +9,7 @@ import type { StorageDriver } from './storage/driver.js'
 import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 import { MetricsOptionsSchema } from './metrics/options.js'
 import { HealthOptionsSchema } from './health/options.js'
+import { RateLimitOptionsSchema } from './ratelimit/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -65,7 +66,8 @@ export const RegistryOptionsSchema = Type.Object({
   schema1: Type.Optional(Type.Union([Type.Literal('verify'), Type.Literal('reject')], { default: 'verify', description: 'Accept signed schema 1 manifests after verifying their signature, or reject them all.' })),
   auth: Type.Optional(AuthOptionsSchema),
   metrics: Type.Optional(MetricsOptionsSchema),
-  health: Type.Optional(HealthOptionsSchema)
+  health: Type.Optional(HealthOptionsSchema),
+  rateLimit: Type.Optional(RateLimitOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

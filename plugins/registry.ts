@@ -23,9 +23,11 @@ import authPlugin from './auth.js'
 import metricsPlugin from './metrics.js'
 import healthPlugin from './health.js'
 import maintenancePlugin from './maintenance.js'
+import rateLimitPlugin from './rate-limit.js'
 import type { RegistryOperations } from './operations.js'
 import { resolveMetricsOptions } from '../lib/metrics/options.js'
 import { resolveHealthOptions } from '../lib/health/options.js'
+import { resolveRateLimitOptions } from '../lib/ratelimit/options.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -164,6 +166,12 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(authPlugin, resolved)
   // After auth, before any body is read: read-only mode refuses changes of callers it knows.
   await app.register(maintenancePlugin)
+  // Before the routes below: it hooks every route added after it.
+  const rateLimit = resolveRateLimitOptions(registryOptions.rateLimit)
+  if (rateLimit.enabled) {
+    const { redis, keyPrefix } = resolved.cache
+    await app.register(rateLimitPlugin, { ...rateLimit, redis: redis === undefined ? undefined : { url: redis, keyPrefix } })
+  }
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()
