@@ -15,7 +15,7 @@ import { BlobContent, freshSeed } from './content.js'
 import { Client, check, expectStatus, header } from './http.js'
 import { loadFixed } from './loadgen.js'
 import { MB, type Figure, type Settings } from './cases.js'
-import { freePort } from './targets.js'
+import { freePort } from '../test/ports.js'
 
 export interface LimitDefinition {
   name: string

@@ -76,7 +76,7 @@ export function driverSuite (
   name: string,
   make: () => Promise<DriverUnderTest>,
   options: DriverSuiteOptions = {}
-): Promise<unknown> {
+): ReturnType<Test['test']> {
   return t.test(`${name} storage driver`, async (t) => {
     const { driver: bare, cleanup } = await make()
     const driver = wrapDriver(bare)

@@ -268,7 +268,12 @@ export class S3Driver implements StorageDriver {
    * (AbortIncompleteMultipartUpload) to do it, run it now and then, with a margin of a day.
    */
   async purgeMultipartUploads (olderThan: Date): Promise<number> {
-    return await this.multipart.purge('/', this.settings.prefix, olderThan)
+    return await this.removeTemporaryFiles('/', olderThan)
+  }
+
+  /** The driver contract's name for the same: unfinished multipart uploads are this driver's temporary files. */
+  async removeTemporaryFiles (path: string, olderThan: Date): Promise<number> {
+    return await this.multipart.purge(path, this.dirPrefix(path), olderThan)
   }
 
   async redirectURL (path: string): Promise<string | undefined> {

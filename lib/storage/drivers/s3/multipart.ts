@@ -121,7 +121,12 @@ export class Multipart {
         Prefix: prefix,
         ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
         ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker })
-      })))
+      }))).catch((error: unknown) => {
+        // A service that cannot list them cannot have them purged this way (its lifecycle rules must).
+        if (error instanceof Error && isNotImplemented(error.cause)) return undefined
+        throw error
+      })
+      if (page === undefined) return aborted
       for (const upload of page.Uploads ?? []) {
         if (upload.Key === undefined || upload.UploadId === undefined || upload.Initiated === undefined) continue
         if (upload.Initiated.getTime() >= olderThan.getTime()) continue
