@@ -68,7 +68,8 @@ class PeriodicCheck {
   private schedule (): void {
     if (this.stopped) return
     this.timer = setTimeout(() => {
-      this.runOnce().finally(() => { this.schedule() })
+      // runOnce records failures itself and never rejects.
+      this.runOnce().finally(() => { this.schedule() }).catch(() => {})
     }, this.definition.intervalMs).unref()
   }
 
