@@ -14,7 +14,7 @@ import type { DebugListener } from './operations-config.js'
  * ready (it adds a hook), and `listen` it once `app` listens.
  */
 export function debugListener (app: FastifyInstance, debug: DebugListener): FastifyInstance {
-  const server = Fastify({ loggerInstance: app.log.child({ listener: 'debug' }), disableRequestLogging: true }) as unknown as FastifyInstance
+  const server = Fastify({ loggerInstance: app.log.child({ listener: 'debug' }) }) as unknown as FastifyInstance
   let clusterMetrics: (() => Promise<string>) | undefined
   app.addHook('onReady', async () => {
     const metrics = app.ociRegistryOperations.metrics
