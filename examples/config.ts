@@ -22,6 +22,8 @@ import { SCRUB_SETTINGS, scrubOptions } from './scrub-settings.js'
 import { NOTIFY_SETTINGS, notificationsOf } from './notifications.js'
 import { GC_SETTINGS } from './gc-settings.js'
 import { WINDOW_PATTERN } from '../lib/lifecycle/gc-options.js'
+import { choice, duration, flag, integer, text, type Source } from './settings.js'
+import { OPERATIONS_SETTINGS, operationsConfig, type OperationsConfig } from './operations-config.js'
 
 export { ConfigError }
 
@@ -38,38 +40,8 @@ export type AuthMode = typeof AUTH_MODES[number]
 export const DEFAULT_TOKEN_SERVICE = 'fastify-oci-registry'
 export const DEFAULT_TOKEN_ISSUER = 'fastify-oci-registry-token'
 
-/** Where a setting comes from besides its value's schema. */
-interface Source {
-  /** The command-line flag; settings of the config file alone have none. */
-  flag?: `--${string}`
-  /** Placeholder of the value in `--help`; absent for booleans, which need no value. */
-  placeholder?: string
-  /** Our environment variables. */
-  env?: readonly string[]
-  /** CNCF distribution's variables besides the one named after `file`. */
-  distributionEnv?: readonly string[]
-  /** The config file key, as `section.key`. */
-  file?: string
-  /** The file key is ours (distribution lacks it): its `REGISTRY_` variable is listed as ours. */
-  ours?: boolean
-  /** The file key says the opposite of the setting (`storage.redirect.disable`). */
-  negate?: boolean
-  /** The default as shown to people, when it is not a plain value. */
-  defaultText?: string
-  description: string
-}
-
 const plugin = RegistryOptionsSchema.properties
 const pluginDefault = (schema: TSchema): unknown => schema.default
-
-const text = (source: Source, value?: string) => Type.String({ ...source, ...(value === undefined ? {} : { default: value }) })
-const flag = (source: Source, value: unknown = false) => Type.Boolean({ ...source, default: value })
-const integer = (source: Source, minimum: number, maximum: number, value?: number) =>
-  Type.Integer({ ...source, minimum, maximum, ...(value === undefined ? {} : { default: value }) })
-const choice = <T extends string>(values: readonly T[], source: Source, value: T) =>
-  Type.Union(values.map((name) => Type.Literal(name)), { ...source, default: value })
-/** A Go duration (`90s`, `10m`); the default and minimum are in milliseconds. */
-const duration = (source: Source, value: number, minimum = 0) => Type.String({ ...source, format: 'duration', default: value, minimumMs: minimum })
 
 const s3 = (suffix: string): Pick<Source, 'file' | 'env'> => ({ file: `storage.s3.${suffix.toLowerCase()}`, env: [`REGISTRY_STORAGE_S3_${suffix}`] })
 
@@ -349,7 +321,8 @@ export const SETTINGS = Type.Object({
   redisDb: integer({ file: 'redis.db', description: 'Database number of the Redis at `redis.addr`.' }, 0, 65535, 0),
   ...SCRUB_SETTINGS,
   ...NOTIFY_SETTINGS,
-  ...GC_SETTINGS
+  ...GC_SETTINGS,
+  ...OPERATIONS_SETTINGS
 }, { additionalProperties: false })
 
 export type SettingKey = keyof typeof SETTINGS.properties
@@ -462,10 +435,12 @@ export interface ServerConfig {
   timeouts?: Timeouts
   /** The config file read, if any. */
   configFile?: string
-  /** Sections of the config file kept for later plugins (`notifications`, `health`, `proxy`, `http.debug`). */
+  /** Sections of the config file kept for later plugins (`notifications`, `proxy`). */
   sections?: FileSections
   /** Present when the config file has keys the server does not act on. */
   notices?: FileNotices
+  /** Metrics, health and rate limits, and the debug listener; none when absent. */
+  operations?: OperationsConfig
 }
 
 export const HELP_FLAGS = ['--help', '-h'] as const
@@ -977,8 +952,17 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     throw new ConfigError((error as Error).message)
   }
 
+  const host = hostRaw === undefined ? '127.0.0.1' : parseHost(hostRaw)
+  const port = portRaw === undefined ? 5000 : parseInteger(portRaw, 0, 65535)
+  const operations = operationsConfig({
+    get,
+    boolean: parseBoolean,
+    integer: (key, raw) => parseInteger(raw, optionFor(key).minimum as number, optionFor(key).maximum as number),
+    durationMs: (key, raw) => parseDurationRaw(raw, optionFor(key).minimum ?? 0)
+  }, { host, port })
+
   const sections = file?.sections ?? {}
-  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, health: 'health', proxy: 'proxy', debug: 'http.debug' }
+  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, proxy: 'proxy' }
   for (const name of Object.keys(sections) as Array<keyof FileSections>) {
     const section = sectionNames[name]
     if (section !== undefined) notYetActedOn.push(section)
@@ -986,8 +970,8 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
   const unsupported = file?.unsupported ?? []
 
   return {
-    host: hostRaw === undefined ? '127.0.0.1' : parseHost(hostRaw),
-    port: portRaw === undefined ? 5000 : parseInteger(portRaw, 0, 65535),
+    host,
+    port,
     workers: workersRaw === undefined ? 1 : parseInteger(workersRaw, 1, 1024),
     logLevel: logLevelRaw === undefined ? 'info' : parseChoice(logLevelRaw, LOG_LEVELS, 'log level'),
     registry,
@@ -996,7 +980,8 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     ...(timeouts === undefined ? {} : { timeouts }),
     ...(loaded === undefined ? {} : { configFile: loaded.path }),
     ...(Object.keys(sections).length === 0 ? {} : { sections }),
-    ...(unsupported.length === 0 && notYetActedOn.length === 0 ? {} : { notices: { unsupported, notYetActedOn } })
+    ...(unsupported.length === 0 && notYetActedOn.length === 0 ? {} : { notices: { unsupported, notYetActedOn } }),
+    operations
   }
 }
 

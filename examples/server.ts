@@ -15,6 +15,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
 import registry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
 import type { AclDocument } from '../lib/auth/acl.js'
+import { debugListener, listenDebug } from './debug-listener.js'
 import { ConfigError, DEFAULT_TIMEOUTS, helpText, noticeText, parseConfig, wantsHelp, type LogLevel, type ServerConfig, type Timeouts } from './config.js'
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
@@ -78,7 +79,7 @@ export function answerHalfClosedConnections (app: FastifyInstance): void {
  * The Fastify instance with the registry registered (and the bundled token service, when token
  * mode runs it), not listening. `logger` replaces the logger options (tests capture the log).
  */
-export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService' | 'timeouts'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
+export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' | 'tls' | 'tokenService' | 'timeouts' | 'operations'>, logger?: LoggerOptions | { level: string, stream: NodeJS.WritableStream }): FastifyInstance {
   const app = Fastify({
     logger: logger ?? loggerOptions(config.logLevel),
     // Errors Fastify finds before routing (bad percent-encoding) get the spec's body under /v2/.
@@ -88,7 +89,7 @@ export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' 
     ...serverOptions(config.tls, config.timeouts ?? DEFAULT_TIMEOUTS)
   }) as unknown as FastifyInstance
   answerHalfClosedConnections(app)
-  let options: RegistryOptions = config.registry
+  let options: RegistryOptions = { ...config.registry, ...config.operations?.options }
   const bundled = config.tokenService
   if (bundled !== undefined && options.auth?.mode === 'token') {
     const privateKey = createPrivateKey(readFileSync(bundled.key))
@@ -186,6 +187,8 @@ export function handleSignals (app: FastifyInstance, options: SignalOptions = {}
 /** Builds, installs signal handlers and listens; exits 1 when the server cannot start. */
 export async function serve (config: ServerConfig): Promise<FastifyInstance> {
   const app = buildServer(config)
+  const debug = config.operations?.debug
+  const debugServer = debug === undefined ? undefined : debugListener(app, debug)
   // A cluster's primary has checked and warned already.
   if (!cluster.isWorker) checkAtStart(config, app.log)
   handleSignals(app, { forceOnRepeat: !cluster.isWorker })
@@ -195,6 +198,7 @@ export async function serve (config: ServerConfig): Promise<FastifyInstance> {
       port: config.port,
       listenTextResolver: (address) => `registry listening at ${address}`
     })
+    if (debugServer !== undefined && debug !== undefined) await listenDebug(debugServer, debug)
   } catch (error) {
     app.log.fatal({ err: error }, 'cannot start the server')
     process.exit(1)
@@ -263,6 +267,12 @@ function runPrimary (config: ServerConfig): void {
   }
 
   checkAtStart(config, log)
+  // One scrape of any worker's debug listener sees the whole cluster.
+  if (config.operations?.debug?.metricsPath !== undefined && config.operations.debug.metricsPath !== false) {
+    import('../lib/metrics/cluster.js').then(async ({ serveClusterMetrics }) => { await serveClusterMetrics() }).catch((error: unknown) => {
+      log.error({ err: error }, 'cluster metrics unavailable')
+    })
+  }
   log.info({ workers: config.workers }, 'starting workers')
   for (let i = 0; i < config.workers; i++) fork()
 }

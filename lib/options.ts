@@ -10,6 +10,9 @@ import { AuthOptionsSchema, type AuthOptions } from './auth/options.js'
 import { ScrubOptionsSchema, resolveScrubOptions, type ResolvedScrubOptions } from './lifecycle/scrub.js'
 import { NotificationsOptionsSchema } from './notifications/options.js'
 import { GcOptionsSchema } from './lifecycle/gc-options.js'
+import { MetricsOptionsSchema } from './metrics/options.js'
+import { HealthOptionsSchema } from './health/options.js'
+import { RateLimitOptionsSchema } from './ratelimit/options.js'
 
 export const StorageOptionsSchema = Type.Union([
   Type.Object({ driver: Type.Literal('inmemory') }, { additionalProperties: false }),
@@ -67,7 +70,10 @@ export const RegistryOptionsSchema = Type.Object({
   auth: Type.Optional(AuthOptionsSchema),
   scrub: Type.Optional(ScrubOptionsSchema),
   notifications: Type.Optional(NotificationsOptionsSchema),
-  gc: Type.Optional(GcOptionsSchema)
+  gc: Type.Optional(GcOptionsSchema),
+  metrics: Type.Optional(MetricsOptionsSchema),
+  health: Type.Optional(HealthOptionsSchema),
+  rateLimit: Type.Optional(RateLimitOptionsSchema)
 }, { additionalProperties: false })
 
 export type StorageOptions = Static<typeof StorageOptionsSchema>

@@ -56,8 +56,11 @@ export class Policies {
  */
 export function readOnlyPolicy (isReadOnly: () => boolean): PolicyHook {
   return (change) => {
-    if (isReadOnly()) {
-      throw new RegistryError('UNSUPPORTED', { reason: 'the registry is in read-only mode', action: change.action }, { statusCode: 405 })
-    }
+    if (isReadOnly()) throw readOnlyError(change.action)
   }
+}
+
+/** distribution's answer to a change while read-only: 405 UNSUPPORTED. */
+export function readOnlyError (action: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', { reason: 'the registry is in read-only mode', action }, { statusCode: 405 })
 }

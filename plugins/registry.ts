@@ -24,6 +24,14 @@ import usagePlugin from './usage.js'
 import scrubPlugin from './scrub.js'
 import notificationsPlugin from './notifications.js'
 import gcPlugin from './gc.js'
+import metricsPlugin from './metrics.js'
+import healthPlugin from './health.js'
+import maintenancePlugin from './maintenance.js'
+import rateLimitPlugin from './rate-limit.js'
+import type { RegistryOperations } from './operations.js'
+import { resolveMetricsOptions } from '../lib/metrics/options.js'
+import { resolveHealthOptions } from '../lib/health/options.js'
+import { resolveRateLimitOptions } from '../lib/ratelimit/options.js'
 import type { ExtensionRoute, MethodHandlers, RouteHandlers, StoredHandler } from './routes/types.js'
 import { baseHandlers } from './routes/base.js'
 import { blobHandlers } from './routes/blobs.js'
@@ -32,6 +40,7 @@ import { manifestHandlers } from './routes/manifests.js'
 import { discoveryHandlers } from './routes/discovery.js'
 
 export type { RegistryOptions } from '../lib/options.js'
+export type { RegistryOperations } from './operations.js'
 export type { ExtensionRoute, RouteHandler, RouteRequest, RouteMethodHandlers } from './routes/types.js'
 export { extensionRoute } from './routes/types.js'
 
@@ -130,10 +139,12 @@ declare module 'fastify' {
 /** Handed to the encapsulated part: shows the registry's services to the host once built. */
 interface ExposeOption {
   expose?: (services: Registry) => void
+  /** Filled by the operations plugins that are on; the host's `ociRegistryOperations`. */
+  operations?: RegistryOperations
 }
 
 const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> = async function registryContext (app: FastifyInstance, options: RegistryPluginOptions & ExposeOption) {
-  const { expose, extensions = [], ...registryOptions } = options
+  const { expose, operations = {}, extensions = [], ...registryOptions } = options
   const resolved = resolveOptions(registryOptions)
   const dispatch = new Dispatch()
   for (const [route, handlers] of specHandlers(resolved)) dispatch.add(route, handlers)
@@ -150,6 +161,11 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   await app.register(storagePlugin, resolved)
   expose?.(app.ociRegistry)
   await app.register(contextPlugin, { ...resolved, routes: dispatch.table })
+  // Operations, each from its option; metrics before auth, so refused requests are counted in flight too.
+  const metrics = resolveMetricsOptions(registryOptions.metrics)
+  if (metrics.enabled) await app.register(metricsPlugin, { ...metrics, operations })
+  const health = resolveHealthOptions(registryOptions.health)
+  if (health.enabled) await app.register(healthPlugin, { ...health, redis: { ...health.redis, configured: resolved.cache.redis !== undefined }, operations })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
   await app.register(usagePlugin)
@@ -160,6 +176,14 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
     redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix }
   })
   await app.register(gcPlugin, { ...(registryOptions.gc === undefined ? {} : { gc: registryOptions.gc }), cache: resolved.cache })
+  // After auth, before any body is read: read-only mode refuses changes of callers it knows.
+  await app.register(maintenancePlugin)
+  // Before the routes below: it hooks every route added after it.
+  const rateLimit = resolveRateLimitOptions(registryOptions.rateLimit)
+  if (rateLimit.enabled) {
+    const { redis, keyPrefix } = resolved.cache
+    await app.register(rateLimitPlugin, { ...rateLimit, redis: redis === undefined ? undefined : { url: redis, keyPrefix } })
+  }
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()
@@ -177,17 +201,21 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
 
 /**
  * The plugin a user registers. Everything it adds (routes, error handler, parsers, hooks) lives
- * in an encapsulated child context; the host gets one decorator, `ociRegistry`: the services,
+ * in an encapsulated child context; the host gets two decorators: `ociRegistry`, the services,
  * where embedders subscribe to events (`app.ociRegistry.events.on(...)`) and add policy hooks
- * (`app.ociRegistry.policies.add(...)`). A host that registers the plugin twice (two prefixes)
- * keeps the first registration's decorator. Fastify does not apply `prefix` to a plugin wrapped
+ * (`app.ociRegistry.policies.add(...)`), and `ociRegistryOperations`, what the operations
+ * plugins that are on expose (metrics, health), for a host to serve elsewhere. A host that registers the plugin twice (two prefixes)
+ * keeps the first registration's decorators. Fastify does not apply `prefix` to a plugin wrapped
  * in fastify-plugin, so it is handed on to the child.
  */
 const registry = fp(async function registry (host: FastifyInstance, options: RegistryPluginOptions) {
   const { prefix } = options as RegistryPluginOptions & { prefix?: string }
+  const operations: RegistryOperations = {}
+  if (!host.hasDecorator('ociRegistryOperations')) host.decorate('ociRegistryOperations', operations)
   await host.register(registryContext, {
     ...options,
     ...(prefix === undefined ? {} : { prefix }),
+    operations,
     expose: (services) => {
       if (!host.hasDecorator('ociRegistry')) host.decorate('ociRegistry', services)
     }

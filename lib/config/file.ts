@@ -2,7 +2,7 @@
  * The configuration file: CNCF distribution's `config.yml`, read as it is for every key that maps,
  * plus our own sections in the same lower-case style. This module turns the YAML into key paths
  * (`storage.delete.enabled`) with their values, the storage driver and auth provider it names, the
- * sections kept for later plugins (`notifications`, `health`, `proxy`, `http.debug`), and the keys
+ * sections kept for later plugins (`notifications`, `proxy`), and the keys
  * it does not know, so that the caller can warn about them once.
  */
 
@@ -40,18 +40,6 @@ const Headers = Type.Record(Type.String(), Strings)
 /** `notifications`: webhook endpoints, the notifications plugin's option as it is. */
 export const NotificationsSectionSchema = NotificationsOptionsSchema
 
-const Check = { interval: Type.Optional(Duration), threshold: Type.Optional(Type.Integer({ minimum: 0 })) }
-
-/** `health`: periodic checks, kept for the health plugin. */
-export const HealthSectionSchema = Type.Object({
-  storagedriver: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()), ...Check })),
-  file: Type.Optional(Type.Array(Type.Object({ file: Type.String({ minLength: 1 }), interval: Type.Optional(Duration) }))),
-  http: Type.Optional(Type.Array(Type.Object({
-    uri: Type.String({ minLength: 1 }), headers: Type.Optional(Headers), statuscode: Type.Optional(Type.Integer()), timeout: Type.Optional(Duration), ...Check
-  }))),
-  tcp: Type.Optional(Type.Array(Type.Object({ addr: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration), ...Check })))
-})
-
 /** `proxy`: a pull-through cache of another registry, kept for the proxy plugin. */
 export const ProxySectionSchema = Type.Object({
   remoteurl: Type.String({ pattern: '^https?://' }),
@@ -61,24 +49,14 @@ export const ProxySectionSchema = Type.Object({
   exec: Type.Optional(Type.Object({ command: Type.String({ minLength: 1 }), lifetime: Type.Optional(Duration) }))
 })
 
-/** `http.debug`: the address of a second listener (metrics, health), kept for the metrics plugin. */
-export const DebugSectionSchema = Type.Object({
-  addr: Type.String({ minLength: 1 }),
-  prometheus: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()), path: Type.Optional(Type.String()) }))
-})
-
 export interface FileSections {
   notifications?: Static<typeof NotificationsSectionSchema>
-  health?: Static<typeof HealthSectionSchema>
   proxy?: Static<typeof ProxySectionSchema>
-  debug?: Static<typeof DebugSectionSchema>
 }
 
 const SECTIONS: Array<[string, keyof FileSections, TSchema]> = [
   ['notifications', 'notifications', NotificationsSectionSchema],
-  ['health', 'health', HealthSectionSchema],
-  ['proxy', 'proxy', ProxySectionSchema],
-  ['http.debug', 'debug', DebugSectionSchema]
+  ['proxy', 'proxy', ProxySectionSchema]
 ]
 
 export interface ConfigFile {

@@ -37,6 +37,8 @@ export interface SharedStore {
   announce?: (channel: string, message: string) => Promise<void>
   /** Calls `handler` with each message announced on the channel, by any process. */
   listen?: (channel: string, handler: (message: string) => void) => Promise<void>
+  /** Resolves when the store answers (health checks). */
+  ping?: () => Promise<void>
   close: () => Promise<void>
 }
 
@@ -74,8 +76,18 @@ export interface RegistryCacheOptions {
   log?: CacheLogger
 }
 
+/** Which cache a lookup asked, and what it found (`error`: the shared store did not answer). */
+export interface CacheLookupEvent {
+  cache: 'shared' | 'manifest' | 'blob'
+  result: 'hit' | 'miss' | 'error'
+}
+
+export type CacheListener = (event: CacheLookupEvent) => void
+
 export class RegistryCache {
   private readonly shared: SharedStore | undefined
+  /** Replaced, never changed in place, like the storage base layer's observers. */
+  private listeners: readonly CacheListener[] = []
   private readonly ttlSeconds: number
   private readonly manifests: LRUCache<string, CachedManifest> | undefined
   private readonly blobSizes: LRUCache<string, string> | undefined
@@ -94,6 +106,29 @@ export class RegistryCache {
       : undefined
   }
 
+  /** Calls `listener` after every lookup (the source of cache hit and miss metrics); returns what removes it. */
+  observe (listener: CacheListener): () => void {
+    this.listeners = [...this.listeners, listener]
+    return () => {
+      this.listeners = this.listeners.filter((kept) => kept !== listener)
+    }
+  }
+
+  private notify (cache: CacheLookupEvent['cache'], result: CacheLookupEvent['result']): void {
+    for (const listener of this.listeners) {
+      try {
+        listener({ cache, result })
+      } catch {
+        // An observer's fault must not fail the lookup it watched.
+      }
+    }
+  }
+
+  /** Whether the shared store answers (health checks); true when there is none. */
+  async ping (): Promise<void> {
+    await this.shared?.ping?.()
+  }
+
   /** The value of a mutable lookup: from the shared cache, else loaded from storage and cached. */
   async lookup (key: string, load: () => Promise<string | undefined>): Promise<string | undefined> {
     const shared = this.shared
@@ -102,9 +137,12 @@ export class RegistryCache {
     try {
       cached = await shared.get(key)
     } catch {
+      this.notify('shared', 'error')
       return await load()
     }
-    if (cached !== null && cached !== TOMBSTONE) return cached
+    const hit = cached !== null && cached !== TOMBSTONE
+    if (this.listeners.length > 0) this.notify('shared', hit ? 'hit' : 'miss')
+    if (hit) return cached as string
     const value = await load()
     if (value !== undefined && cached === null) {
       try {
@@ -134,6 +172,7 @@ export class RegistryCache {
   /** A manifest by digest, from memory when seen before. */
   async manifest (digest: string, load: () => Promise<CachedManifest>): Promise<CachedManifest> {
     const cached = this.manifests?.get(digest)
+    if (this.listeners.length > 0 && this.manifests !== undefined) this.notify('manifest', cached === undefined ? 'miss' : 'hit')
     if (cached !== undefined) return cached
     const manifest = await load()
     this.manifests?.set(digest, manifest)
@@ -147,6 +186,7 @@ export class RegistryCache {
    */
   async blobSize (digest: string, load: () => Promise<string | undefined>): Promise<string | undefined> {
     const known = this.blobSizes?.get(digest)
+    if (this.listeners.length > 0 && this.blobSizes !== undefined) this.notify('blob', known === undefined ? 'miss' : 'hit')
     if (known !== undefined) return known
     const size = await load()
     if (size !== undefined) this.blobSizes?.set(digest, size)

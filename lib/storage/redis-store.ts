@@ -41,6 +41,10 @@ export class RedisStore implements SharedStore {
     if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('redis transaction discarded')
   }
 
+  async ping (): Promise<void> {
+    await this.redis.ping()
+  }
+
   async announce (channel: string, message: string): Promise<void> {
     await this.redis.publish(this.keyPrefix + channel, message)
   }

@@ -111,16 +111,15 @@ t.test("distribution's config.yml, every key that maps", async (t) => {
   t.equal(config.logLevel, 'debug')
   t.same(config.tls, { certificate: '/certs/domain.crt', key: '/certs/domain.key', http2: false })
   t.equal(config.configFile, '/srv/registry/config.yml')
-  t.same(config.sections?.debug, { addr: 'localhost:5001', prometheus: { enabled: true, path: '/metrics' } })
+  t.same(config.operations?.debug, { host: 'localhost', port: 5001, metricsPath: '/metrics' }, 'http.debug: the debug listener')
+  t.match(config.operations?.options, { metrics: { enabled: true, path: false }, health: { enabled: true, storagedriver: { enabled: true, intervalSeconds: 10, threshold: 3 } } })
   t.match(config.sections?.notifications, { endpoints: [{ name: 'alistener', url: 'https://my.listener.com/event', timeout: '1s' }] })
-  t.match(config.sections?.health, { storagedriver: { enabled: true, interval: '10s', threshold: 3 } })
   t.same(config.notices, {
     unsupported: ['log.formatter', 'log.fields', 'storage.filesystem.maxthreads', 'storage.cache', 'http.secret', 'http.headers'],
-    notYetActedOn: ['http.debug', 'health']
+    notYetActedOn: []
   })
   t.equal(noticeText(config.notices!),
-    'config file: not supported, ignored: log.formatter, log.fields, storage.filesystem.maxthreads, storage.cache, http.secret, http.headers; ' +
-    'accepted, not yet acted on: http.debug, health')
+    'config file: not supported, ignored: log.formatter, log.fields, storage.filesystem.maxthreads, storage.cache, http.secret, http.headers')
 })
 
 t.test('other drivers, providers and sections', async (t) => {
@@ -250,7 +249,7 @@ t.test('bad values name their key and what is allowed', async (t) => {
     ['auth:\n  htpasswd:\n    realm: r\n', /--auth htpasswd needs --htpasswd <file>/],
     ['http:\n  tls:\n    certificate: /c\n    key: /k\n    clientcas: [/ca.pem]\n', /^http\.tls\.clientcas: client certificate checks are not supported/],
     ['notifications:\n  endpoints:\n    - name: hook\n      url: ftp://x\n', 'notifications.endpoints.0.url: expected an http or https URL, got "ftp://x"'],
-    ['health:\n  storagedriver:\n    interval: often\n', 'health.storagedriver.interval: expected a duration such as 90s, 10m or 168h, got "often"'],
+    ['health:\n  storagedriver:\n    interval: often\n', 'health.storagedriver.interval: expected a duration of at least 1s, such as 90s, 10m or 168h, got "often"'],
     ['proxy:\n  ttl: 1h\n', 'proxy.remoteurl: expected an http or https URL, got nothing'],
     ['storage: [a, b]\n', 'storage: expected a mapping, got a list'],
     ['- a\n- b\n', '/srv/registry/config.yml: expected a mapping of sections, got a list'],

@@ -5,6 +5,12 @@ import { CONFIG_OPTIONS, ConfigError, envNames, helpText, parseConfig, wantsHelp
 const cwd = '/srv/registry'
 const parse = (argv: string[], env: Record<string, string | undefined> = {}) => parseConfig(argv, env, cwd)
 
+/** The operations by default: metrics and health on, the debug listener beside the main one (port + 1). */
+const defaultOperations = (host: string, port: number) => ({
+  options: { metrics: { enabled: true, path: false }, health: { enabled: true, storagedriver: {}, redis: {} }, rateLimit: {} },
+  debug: { host, port: port + 1, metricsPath: '/metrics' }
+})
+
 t.test('defaults', async (t) => {
   t.same(parse([]), {
     host: '127.0.0.1',
@@ -15,7 +21,8 @@ t.test('defaults', async (t) => {
       storage: { driver: 'filesystem', root: resolve(cwd, 'data') },
       delete: false,
       trustForwardedHeaders: false
-    }
+    },
+    operations: defaultOperations('127.0.0.1', 5000)
   })
   t.equal((parseConfig([], {}).registry.storage as { root: string }).root, resolve(process.cwd(), 'data'), 'root resolved against the working directory')
 })
@@ -31,7 +38,8 @@ t.test('every flag, as --flag value and --flag=value', async (t) => {
       delete: true,
       trustForwardedHeaders: true,
       publicUrl: 'https://registry.example.com'
-    }
+    },
+    operations: defaultOperations('0.0.0.0', 8080)
   }
   t.same(parse([
     '--host', '0.0.0.0', '--port', '8080', '--storage', 'filesystem', '--root', '/var/lib/registry',
@@ -100,7 +108,21 @@ t.test('every flag is in the table and parses', async (t) => {
     '--gc-interval': '30m',
     '--gc-delay': '0s',
     '--gc-window': '01:00-05:00',
-    '--gc-delete-untagged': 'true'
+    '--gc-delete-untagged': 'true',
+    '--debug-addr': '127.0.0.1:5001',
+    '--metrics': 'false',
+    '--metrics-path': '/prometheus',
+    '--health': 'false',
+    '--health-fail-requests': 'true',
+    '--rate-limit': 'true',
+    '--rate-limit-window': '30s',
+    '--rate-limit-pull': '100',
+    '--rate-limit-push': '10',
+    '--rate-limit-delete': '1',
+    '--rate-limit-catalog': '0',
+    '--rate-limit-admin': '5',
+    '--rate-limit-base': '50',
+    '--rate-limit-allow': '10.0.0.1,10.0.0.2'
   }
   // Settings that only make sense with others.
   const companions: Record<string, string[]> = {
@@ -214,7 +236,8 @@ t.test('every environment variable', async (t) => {
       delete: true,
       trustForwardedHeaders: true,
       publicUrl: 'http://registry.local:5000/prefix'
-    }
+    },
+    operations: defaultOperations('10.0.0.1', 6000)
   })
   t.same(parse([], { REGISTRY_STORAGE: 'inmemory' }).registry.storage, { driver: 'inmemory' })
   t.same(parse([], { REGISTRY_STORAGE: 'inmemory', REGISTRY_ROOT: '/x' }).registry.storage, { driver: 'inmemory' },
@@ -239,7 +262,8 @@ t.test("distribution's environment names", async (t) => {
       delete: true,
       trustForwardedHeaders: false,
       publicUrl: 'https://registry.example.com'
-    }
+    },
+    operations: defaultOperations('0.0.0.0', 5001)
   })
   const portOnly = parse([], { REGISTRY_HTTP_ADDR: ':5002' })
   t.equal(portOnly.host, '127.0.0.1', ':port keeps the default host')

@@ -1,0 +1,74 @@
+/**
+ * Liveness, readiness and dependency checks (the `health` option): storage through the driver
+ * and, when the cache has one, Redis, each on its interval with a threshold of consecutive
+ * failures. An unhealthy dependency fails readiness; API requests go on unless `failRequests`
+ * asks for distribution's behaviour (503 for every request). The checks are
+ * `app.ociRegistryOperations.health`, for a host to serve `/debug/health` elsewhere.
+ */
+
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { RegistryError } from '../lib/errors.js'
+import { isPathNotFound } from '../lib/storage/driver.js'
+import { HealthChecks, type CheckDefinition } from '../lib/health/checks.js'
+import type { ResolvedHealthOptions } from '../lib/health/options.js'
+import type { RegistryOperations } from './operations.js'
+
+export interface HealthPluginOptions extends ResolvedHealthOptions {
+  operations: RegistryOperations
+  /** Whether the cache has a shared store (Redis) to check. */
+  redis: ResolvedHealthOptions['redis'] & { configured: boolean }
+}
+
+function definitions (app: FastifyInstance, options: HealthPluginOptions): CheckDefinition[] {
+  const registry = app.ociRegistry
+  const found: CheckDefinition[] = []
+  const { storagedriver, redis } = options
+  if (storagedriver.enabled) {
+    found.push({
+      name: `storagedriver_${registry.driver.name}`,
+      intervalMs: storagedriver.intervalSeconds * 1000,
+      threshold: storagedriver.threshold,
+      run: async () => {
+        try {
+          // As distribution's check: the root answers; an empty store has none yet, which is fine.
+          await registry.driver.list('/')
+        } catch (error) {
+          if (!isPathNotFound(error)) throw error
+        }
+      }
+    })
+  }
+  if (redis.enabled && redis.configured) {
+    found.push({ name: 'redis', intervalMs: redis.intervalSeconds * 1000, threshold: redis.threshold, run: async () => { await registry.cache.ping() } })
+  }
+  return found
+}
+
+async function healthPlugin (app: FastifyInstance, options: HealthPluginOptions): Promise<void> {
+  const checks = new HealthChecks(definitions(app, options))
+  options.operations.health = checks
+  app.addHook('onReady', async () => { await checks.start() })
+  app.addHook('preClose', async () => { checks.drain() })
+  app.addHook('onClose', async () => { checks.stop() })
+
+  if (options.failRequests) {
+    app.addHook('onRequest', async function refuseWhileUnhealthy (request) {
+      if (request.registry?.route === undefined || checks.ready) return
+      throw new RegistryError('UNAVAILABLE', { reason: 'a dependency of the registry is unhealthy', checks: checks.failures() }, { headers: { 'Retry-After': '5' } })
+    })
+  }
+  if (options.livePath !== false) {
+    app.get(options.livePath, { exposeHeadRoute: true }, async function live () {
+      return { live: true }
+    })
+  }
+  if (options.readyPath !== false) {
+    app.get(options.readyPath, { exposeHeadRoute: true }, async function ready (_request, reply) {
+      const { statusCode, body } = checks.readiness()
+      return await reply.code(statusCode).send(body)
+    })
+  }
+}
+
+export default fp(healthPlugin, { fastify: '5.x', name: 'oci-registry-health', dependencies: ['oci-registry-context'] })

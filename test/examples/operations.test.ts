@@ -1,0 +1,120 @@
+/**
+ * The example server's operations: settings of the debug listener, health and rate limits from
+ * flags, variables and distribution's config.yml keys; and, as real processes, metrics and
+ * `/debug/health` on the debug listener, `/livez` and `/readyz` on the main one, and one scrape
+ * seeing a whole cluster of workers.
+ */
+
+import t from 'tap'
+import http from 'node:http'
+import { parseConfig } from '../../examples/config.js'
+import { start, isListening, urlOf, type LogLine } from '../server-process.js'
+
+t.jobs = 2
+const timeout = 240000
+const parse = (argv: string[], env: Record<string, string | undefined> = {}, file?: string) =>
+  parseConfig(file === undefined ? argv : ['--config', 'config.yml', ...argv], env, '/srv', () => file ?? '')
+
+async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
+  return await new Promise((resolve, reject) => {
+    // A fresh connection each time, so that requests spread over cluster workers.
+    http.get(url, { agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+    }).on('error', reject)
+  })
+}
+
+function sample (text: string, line: string): number | undefined {
+  const found = text.split('\n').find((candidate) => candidate.startsWith(`${line} `))
+  return found === undefined ? undefined : Number(found.slice(line.length + 1))
+}
+
+const isDebugListening = (line: LogLine): boolean => line.msg.startsWith('debug listener at ')
+const debugUrlOf = (line: LogLine): string => line.msg.slice('debug listener at '.length)
+
+t.test('settings: the debug listener', async (t) => {
+  t.same(parse(['--port', '6000']).operations?.debug, { host: '127.0.0.1', port: 6001, metricsPath: '/metrics' }, 'beside the main port by default')
+  t.same(parse(['--port', '0']).operations?.debug?.port, 0, 'a free port when the main one is')
+  t.same(parse(['--debug-addr', ':9100', '--metrics-path', '/prom']).operations?.debug, { host: '127.0.0.1', port: 9100, metricsPath: '/prom' })
+  t.same(parse([], { REGISTRY_HTTP_DEBUG_ADDR: 'localhost:5001', REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'false' }).operations?.debug, { host: 'localhost', port: 5001, metricsPath: false })
+  t.match(parse([], { REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'false' }).operations?.options.metrics, { enabled: false })
+  const off = parse(['--debug-addr', 'none'])
+  t.equal(off.operations?.debug, undefined, '`none` turns it off')
+  t.match(off.operations?.options.metrics, { enabled: false }, 'and metrics with it')
+  t.throws(() => parse(['--debug-addr', 'nowhere']), /^--debug-addr: "nowhere" is not host:port, :port or none/)
+  t.throws(() => parse(['--metrics-path', 'metrics']), /^--metrics-path: "metrics" is not a path/)
+})
+
+t.test('settings: health and rate limits, from flags and from the config file', async (t) => {
+  const file = `
+health:
+  storagedriver:
+    enabled: true
+    interval: 30s
+    threshold: 5
+  redis:
+    interval: 5s
+  failrequests: true
+ratelimit:
+  enabled: true
+  window: 2m
+  pull: 500
+  push: 50
+  allowlist: [10.0.0.1, 10.0.0.2]
+`
+  const options = parse([], {}, file).operations?.options
+  t.same(options?.health, { enabled: true, storagedriver: { enabled: true, intervalSeconds: 30, threshold: 5 }, redis: { intervalSeconds: 5 }, failRequests: true })
+  t.same(options?.rateLimit, { enabled: true, windowSeconds: 120, pull: 500, push: 50, allowList: ['10.0.0.1', '10.0.0.2'] })
+  t.equal(parse([], {}, file).notices, undefined, 'every key is acted on')
+  t.same(parse(['--rate-limit', '--rate-limit-pull', '7', '--rate-limit-allow', '10.1.1.1, 10.1.1.2']).operations?.options.rateLimit, { enabled: true, pull: 7, allowList: ['10.1.1.1', '10.1.1.2'] })
+  t.same(parse([], { REGISTRY_RATELIMIT_ENABLED: 'true', REGISTRY_RATELIMIT_WINDOW: '10s' }).operations?.options.rateLimit, { enabled: true, windowSeconds: 10 })
+  t.match(parse(['--health', 'false']).operations?.options.health, { enabled: true, livePath: false, readyPath: false }, 'checks still run for the debug listener')
+  t.throws(() => parse(['--rate-limit-window', '0']), /^--rate-limit-window: "0" is not a duration of at least 1s/)
+  t.same(parse([], {}, 'health:\n  file:\n    - file: /tmp/x\n').notices?.unsupported, ['health.file'], 'distribution\'s other health checks are not supported, and said so')
+})
+
+t.test('metrics and /debug/health on the debug listener; /livez and /readyz on the main one', { timeout }, async (t) => {
+  const server = start(t, ['--port', '0', '--storage', 'inmemory'])
+  const [listening] = await server.waitFor(isListening)
+  const [debugListening] = await server.waitFor(isDebugListening)
+  const base = urlOf(listening as LogLine)
+  const debug = debugUrlOf(debugListening as LogLine)
+  t.not(debug, base)
+  t.equal((await get(`${base}/v2/`)).status, 200)
+  t.same(JSON.parse((await get(`${base}/livez`)).body), { live: true })
+  const ready = await get(`${base}/readyz`)
+  t.equal(ready.status, 200)
+  t.match(JSON.parse(ready.body), { ready: true, checks: { storagedriver_inmemory: { healthy: true } } })
+  t.equal((await get(`${base}/metrics`)).status, 404, 'metrics are not on the registry\'s port')
+
+  const metrics = await get(`${debug}/metrics`)
+  t.equal(metrics.status, 200)
+  t.equal(sample(metrics.body, 'registry_http_requests_total{handler="base",method="GET",code="200"}'), 1)
+  const health = await get(`${debug}/debug/health`)
+  t.equal(health.status, 200)
+  t.same(JSON.parse(health.body), {}, 'distribution\'s answer when healthy')
+  t.equal((await get(`${debug}/readyz`)).status, 200)
+  server.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+})
+
+t.test('--workers 2: one scrape sees the whole cluster', { timeout }, async (t) => {
+  const server = start(t, ['--port', '0', '--storage', 'inmemory', '--workers', '2'])
+  const listening = await server.waitFor(isListening, 2)
+  const [debugListening] = await server.waitFor(isDebugListening, 2)
+  const base = urlOf(listening[0] as LogLine)
+  const debug = debugUrlOf(debugListening as LogLine)
+  const requests = 8
+  for (let i = 0; i < requests; i++) {
+    const answer = await get(`${base}/v2/`)
+    t.equal(answer.status, 200)
+  }
+  for (let i = 0; i < 4; i++) {
+    const metrics = await get(`${debug}/metrics`)
+    t.equal(sample(metrics.body, 'registry_http_requests_total{handler="base",method="GET",code="200"}'), requests, 'every worker\'s requests, whichever worker answers')
+  }
+  server.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+})
