@@ -13,7 +13,8 @@ import { randomUUID } from 'node:crypto'
 import { resolveNotifications, type NotificationFormat, type NotificationsOptions } from '../lib/notifications/options.js'
 import { envelopeFormatter, type Formatter } from '../lib/notifications/envelope.js'
 import { StorageOutbox } from '../lib/notifications/outbox.js'
-import { NotificationService } from '../lib/notifications/service.js'
+import { NotificationService, type EndpointStats } from '../lib/notifications/service.js'
+import type { RegistryMetrics } from '../lib/metrics/metrics.js'
 import { deadLettersRoute, replayRoute } from '../lib/notifications/routes.js'
 import { importOptional } from '../lib/optional.js'
 import { extensionRoute } from './routes/types.js'
@@ -24,6 +25,27 @@ export interface NotificationsPluginOptions {
   publicUrl?: string | undefined
   /** The shared Redis (`cache.redis`): the outbox is kept there when set, else in storage. */
   redis?: { url: string, keyPrefix: string } | undefined
+  /** The Prometheus metrics, when on: the queue figures are added to them. */
+  metrics?: RegistryMetrics | undefined
+}
+
+/** The queue figures as gauges, one series per endpoint (read at each scrape). */
+function registerQueueMetrics (metrics: RegistryMetrics, service: NotificationService): void {
+  const figures: Array<[string, string, (stats: EndpointStats) => number]> = [
+    ['registry_notifications_pending', 'Events waiting to be delivered to the endpoint (exact on the process that delivers).', (stats) => stats.pending],
+    ['registry_notifications_delivered', 'Events delivered to the endpoint since the process started.', (stats) => stats.delivered],
+    ['registry_notifications_failures', 'Failed delivery attempts to the endpoint since the process started.', (stats) => stats.failures],
+    ['registry_notifications_dead_lettered', 'Events given up on and moved to the dead letters since the process started.', (stats) => stats.deadLettered],
+    ['registry_notifications_failing', '1 while the endpoint has failed `threshold` times in a row.', (stats) => stats.failing ? 1 : 0]
+  ]
+  for (const [name, help, figure] of figures) {
+    metrics.registerGauge({
+      name,
+      help,
+      labelNames: ['endpoint'],
+      collect: () => service.stats().endpoints.map((stats) => ({ labels: { endpoint: stats.name }, value: figure(stats) }))
+    })
+  }
 }
 
 declare module 'fastify' {
@@ -66,6 +88,7 @@ async function notificationsPlugin (app: FastifyInstance, options: Notifications
   })
   service.attach(app.ociRegistry.events)
   app.decorate('ociNotifications', service)
+  if (options.metrics !== undefined) registerQueueMetrics(options.metrics, service)
 
   app.ociRegistryRoutes.add(extensionRoute(deadLettersRoute, {
     GET: async (request, reply) => {

@@ -168,14 +168,6 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
   if (health.enabled) await app.register(healthPlugin, { ...health, redis: { ...health.redis, configured: resolved.cache.redis !== undefined }, operations })
   // After the context, before any body is read: a refused request never reaches a handler.
   await app.register(authPlugin, resolved)
-  await app.register(usagePlugin)
-  await app.register(scrubPlugin, resolved.scrub)
-  await app.register(notificationsPlugin, {
-    notifications: registryOptions.notifications,
-    publicUrl: resolved.publicUrl,
-    redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix }
-  })
-  await app.register(gcPlugin, { ...(registryOptions.gc === undefined ? {} : { gc: registryOptions.gc }), cache: resolved.cache })
   // After auth, before any body is read: read-only mode refuses changes of callers it knows.
   await app.register(maintenancePlugin)
   // Before the routes below: it hooks every route added after it.
@@ -184,6 +176,16 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
     const { redis, keyPrefix } = resolved.cache
     await app.register(rateLimitPlugin, { ...rateLimit, redis: redis === undefined ? undefined : { url: redis, keyPrefix } })
   }
+  // The storage lifecycle and notifications: listeners of the write path, with admin routes.
+  await app.register(usagePlugin, { metrics: operations.metrics })
+  await app.register(scrubPlugin, resolved.scrub)
+  await app.register(notificationsPlugin, {
+    notifications: registryOptions.notifications,
+    publicUrl: resolved.publicUrl,
+    redis: resolved.cache.redis === undefined ? undefined : { url: resolved.cache.redis, keyPrefix: resolved.cache.keyPrefix },
+    metrics: operations.metrics
+  })
+  await app.register(gcPlugin, { ...(registryOptions.gc === undefined ? {} : { gc: registryOptions.gc }), cache: resolved.cache })
 
   // Bodies reach handlers as streams: blobs are never buffered, manifests are read with a limit.
   app.removeAllContentTypeParsers()

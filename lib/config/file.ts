@@ -34,8 +34,6 @@ const REFUSED = new Map([
 ])
 
 const Duration = Type.String({ pattern: DURATION_PATTERN })
-const Strings = Type.Array(Type.String())
-const Headers = Type.Record(Type.String(), Strings)
 
 /** `notifications`: webhook endpoints, the notifications plugin's option as it is. */
 export const NotificationsSectionSchema = NotificationsOptionsSchema

@@ -145,7 +145,7 @@ t.test('other modules register gauges and counters; per-repository figures stay 
   if (metrics === undefined) throw new Error('metrics are on')
   const usage = new Map(Array.from({ length: 30 }, (_, i) => [`repo-${i}`, (i + 1) * 100] as const))
   metrics.registerGauge({
-    name: 'registry_storage_usage_bytes',
+    name: 'registry_example_usage_bytes',
     help: 'Bytes per repository, the largest 10 and the rest.',
     labelNames: ['repository'],
     collect: () => topWithRest(usage, 10).map(([repository, value]) => ({ labels: { repository }, value }))
@@ -159,13 +159,32 @@ t.test('other modules register gauges and counters; per-repository figures stay 
 
   t.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404, 'served at the configured path only')
   const text = await scrape(t, app, '/internal/metrics')
-  t.equal(sample(text, 'registry_storage_usage_bytes', { repository: 'repo-29' }), 3000)
-  t.equal(sample(text, 'registry_storage_usage_bytes', { repository: 'repo-19' }), undefined, 'beyond the top 10')
-  t.equal(sample(text, 'registry_storage_usage_bytes', { repository: '(other)' }), (1 + 20) * 20 / 2 * 100)
-  t.equal(text.split('\n').filter((line) => line.startsWith('registry_storage_usage_bytes{')).length, 11)
+  t.equal(sample(text, 'registry_example_usage_bytes', { repository: 'repo-29' }), 3000)
+  t.equal(sample(text, 'registry_example_usage_bytes', { repository: 'repo-19' }), undefined, 'beyond the top 10')
+  t.equal(sample(text, 'registry_example_usage_bytes', { repository: '(other)' }), (1 + 20) * 20 / 2 * 100)
+  t.equal(text.split('\n').filter((line) => line.startsWith('registry_example_usage_bytes{')).length, 11)
   t.equal(sample(text, 'registry_notifications_queue_length'), 7)
   t.equal(sample(text, 'registry_notifications_failures_total', { endpoint: 'ci' }), 3)
   t.notOk(text.includes('process_cpu_user_seconds_total'), 'process metrics can be left out')
+})
+
+t.test('usage per repository and the notification queue, from their modules', async (t) => {
+  // A receiver that is never reached: the push's events wait in the outbox.
+  const app = await build(t, 'filesystem', {
+    metrics: { enabled: true, processMetrics: false },
+    notifications: { endpoints: [{ name: 'ci', url: 'http://127.0.0.1:9/unreachable', timeout: '100ms', threshold: 1, backoff: '1h' }] }
+  })
+  const image = await prepareImage(app, 'team/app', { layers: 1 })
+  t.equal((await putManifest(app, 'team/app', 'v1', image.manifest)).statusCode, 201)
+  const usage = await app.inject({ method: 'GET', url: '/v2/_oci/admin/usage' })
+  const text = await scrape(t, app)
+  const stored = sample(text, 'registry_storage_usage_bytes', { repository: 'team/app' })
+  t.ok(stored !== undefined && stored > 0, `the repository's bytes are a series (${String(stored)})`)
+  t.equal(sample(text, 'registry_storage_stored_bytes'), stored, 'one repository: the store holds what it holds')
+  t.equal(usage.statusCode, 403, 'the admin API itself stays closed without admin access')
+  const pending = sample(text, 'registry_notifications_pending', { endpoint: 'ci' })
+  t.ok(pending !== undefined && pending >= 1, `events wait for the endpoint (${String(pending)})`)
+  t.equal(sample(text, 'registry_notifications_dead_lettered', { endpoint: 'ci' }), 0)
 })
 
 t.test('path false: collected for the host to serve elsewhere', async (t) => {
