@@ -7,7 +7,7 @@
  */
 
 import { RegistryCache } from '../lib/storage/cache.js'
-import { Registry } from '../lib/storage/registry.js'
+import { RegistryService } from '../lib/storage/registry.js'
 import { resolveOptions } from '../lib/options.js'
 import { GarbageCollector } from '../lib/lifecycle/gc.js'
 import { Progress, formatBytes, type ProgressStream } from '../lib/lifecycle/progress.js'
@@ -58,7 +58,7 @@ export async function main (argv: readonly string[], env: Record<string, string 
     return 2
   }
   const options = resolveOptions(config.registry)
-  const registry = new Registry(await createDriver(options.storage), {
+  const registry = new RegistryService(await createDriver(options.storage), {
     // Removals are announced to running replicas when they share a Redis.
     cache: options.cache.redis === undefined ? new RegistryCache() : await createCache(options.cache)
   })

@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util'
 import { ConfigError, parseConfig, type ServerConfig } from './config.js'
 import { createDriver } from '../plugins/storage.js'
-import { Registry } from '../lib/storage/registry.js'
+import { RegistryService } from '../lib/storage/registry.js'
 import { reindex } from '../lib/lifecycle/reindex.js'
 import { scrub } from '../lib/lifecycle/scrub.js'
 
@@ -88,9 +88,9 @@ function parseCommand (argv: readonly string[], own: Record<string, { type: 'str
   return { values, storageArgs }
 }
 
-async function openRegistry (storageArgs: readonly string[], env: Record<string, string | undefined>): Promise<{ registry: Registry, config: ServerConfig }> {
+async function openRegistry (storageArgs: readonly string[], env: Record<string, string | undefined>): Promise<{ registry: RegistryService, config: ServerConfig }> {
   const config = parseConfig(storageArgs, env)
-  return { registry: new Registry(await createDriver(config.registry.storage ?? { driver: 'inmemory' })), config }
+  return { registry: new RegistryService(await createDriver(config.registry.storage ?? { driver: 'inmemory' })), config }
 }
 
 function failed (output: Output, error: unknown): number {
@@ -108,7 +108,7 @@ export async function reindexMain (argv: readonly string[], env: Record<string, 
     output.stdout(REINDEX_USAGE)
     return 0
   }
-  let registry: Registry
+  let registry: RegistryService
   try {
     registry = (await openRegistry(storageArgs, env)).registry
   } catch (error) {
@@ -140,7 +140,7 @@ export async function scrubMain (argv: readonly string[], env: Record<string, st
     output.stderr(`--repository needs a glob\n\n${SCRUB_USAGE}`)
     return 2
   }
-  let opened: { registry: Registry, config: ServerConfig }
+  let opened: { registry: RegistryService, config: ServerConfig }
   try {
     opened = await openRegistry(storageArgs, env)
   } catch (error) {

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino, type LoggerOptions } from 'pino'
-import registry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
+import ociRegistry, { registryFrameworkErrors, type RegistryOptions } from '../plugins/registry.js'
 import type { AclDocument } from '../lib/auth/acl.js'
 import { debugListener, listenDebug } from './debug-listener.js'
 import { ConfigError, DEFAULT_TIMEOUTS, helpText, noticeText, parseConfig, wantsHelp, type LogLevel, type ServerConfig, type Timeouts } from './config.js'
@@ -104,7 +104,7 @@ export function buildServer (config: Pick<ServerConfig, 'logLevel' | 'registry' 
       ...(bundled.acl === undefined ? {} : { acl: JSON.parse(readFileSync(bundled.acl, 'utf8')) as AclDocument })
     })
   }
-  app.register(registry, options)
+  app.register(ociRegistry, options)
   return app
 }
 

@@ -19,7 +19,7 @@ export { StorageBase, wrapDriver, observeStorage, type StorageAction, type Stora
 export { pathFor, digestParts, ROOT as STORAGE_ROOT, type PathSpec } from './storage/paths.js'
 export { InMemoryDriver } from './storage/drivers/inmemory.js'
 export { FilesystemDriver, type FilesystemDriverOptions } from './storage/drivers/filesystem.js'
-export { Registry, type RegistryServiceOptions } from './storage/registry.js'
+export { RegistryService, type RegistryServiceOptions } from './storage/registry.js'
 export { Repository, type MountAccess, type CompleteUploadOptions } from './storage/repository.js'
 export * from './events.js'
 export * from './policies.js'

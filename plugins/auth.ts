@@ -2,7 +2,7 @@
  * Access control. An `onRequest` hook, after the context hook and before any body is read,
  * works out from the route descriptor what the request needs (`repository:<name>:pull`, ...),
  * asks the configured access controller (none, htpasswd or token; see lib/auth/) and either
- * stores the caller and its grant in `request.registry` or refuses with 401 and the mode's
+ * stores the caller and its grant in `request.ociContext` or refuses with 401 and the mode's
  * challenge. A refused request never reaches a handler, so it changes nothing. Extension
  * routes are checked the same way; admin routes (`registry:admin:*`) are refused by default:
  * a token must carry the scope, an htpasswd user must be listed in `auth.admins`.
@@ -19,7 +19,7 @@ import { baseUrlOf } from './context.js'
 
 /** The source of a cross-repository mount, when the request is one and names a valid repository. */
 function mountSource (request: FastifyRequest): string | undefined {
-  if (request.registry.route?.name !== 'blob-upload' || request.method !== 'POST') return undefined
+  if (request.ociContext.route?.name !== 'blob-upload' || request.method !== 'POST') return undefined
   // Read before validation (the dispatcher validates later): only plain strings count.
   const query = request.query as Record<string, unknown>
   return typeof query.mount === 'string' && typeof query.from === 'string' && isValidName(query.from) ? query.from : undefined
@@ -41,7 +41,7 @@ function assertGranted (context: RegistryRequestContext, required: readonly Acce
 async function authPlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
   if (options.auth.mode === 'none') {
     app.addHook('onRequest', async function openAccess (request) {
-      const context = request.registry
+      const context = request.ociContext
       context.access = Grant.all()
       if (context.method?.access === 'admin') assertGranted(context, requiredAccess('admin', undefined))
     })
@@ -58,7 +58,7 @@ async function authPlugin (app: FastifyInstance, options: ResolvedOptions): Prom
   })
 
   app.addHook('onRequest', async function authorize (request) {
-    const context = request.registry
+    const context = request.ociContext
     // No route or no such method: the dispatcher answers 404 or 405, which tell nothing and change nothing.
     if (context.route === undefined || context.method === undefined) return
     const required = requiredAccess(context.method.access, context.vars.name)

@@ -1,5 +1,5 @@
 /**
- * Request-scoped hooks that build the per-request context, `request.registry`: the route the
+ * Request-scoped hooks that build the per-request context, `request.ociContext`: the route the
  * path resolves to, its variables, the repository, a child logger with those fields, the
  * URL builder for this request's host, and (set by the auth plugin) the caller and what it may
  * do. Handlers read only from it, and log through its logger.
@@ -35,7 +35,7 @@ export interface RegistryRequestContext {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    registry: RegistryRequestContext
+    ociContext: RegistryRequestContext
   }
 }
 
@@ -144,7 +144,7 @@ function buildContext (request: FastifyRequest, reply: FastifyReply, app: Fastif
   const tail = pathAfterV2(request.raw.url ?? request.url, apiRoot)
   if (tail === undefined) return context
   // Sets the context before checking so that an error thrown below still has one.
-  request.registry = context
+  request.ociContext = context
   assertValidHost(request, options)
   const match = options.routes.match(tail)
   if (match === undefined) {
@@ -176,10 +176,10 @@ export interface ContextOptions extends ResolvedOptions {
 
 async function contextPlugin (app: FastifyInstance, options: ContextOptions): Promise<void> {
   const apiRoot = `${app.prefix}/v2/`
-  app.decorateRequest('registry', null as unknown as RegistryRequestContext)
+  app.decorateRequest('ociContext', null as unknown as RegistryRequestContext)
   app.addHook('onRequest', async function registryContext (request, reply) {
     reply.header('docker-distribution-api-version', 'registry/2.0')
-    request.registry = buildContext(request, reply, app, options, apiRoot)
+    request.ociContext = buildContext(request, reply, app, options, apiRoot)
   })
 }
 

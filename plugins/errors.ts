@@ -114,7 +114,7 @@ function discard (): void {}
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler(function registryErrorHandler (error: unknown, request: FastifyRequest, reply: FastifyReply) {
     const registryError = toRegistryError(error)
-    const log = request.registry?.log ?? request.log
+    const log = request.ociContext?.log ?? request.log
     if (request.raw.destroyed && !request.raw.complete) {
       // The client went away mid-request: nothing to answer, and not a server fault.
       log.info({ code: (error as { code?: string }).code }, 'client closed the request')

@@ -2,13 +2,13 @@
  * Garbage collection while serving: runs on a schedule when `gc.enabled` (in its UTC window,
  * with its grace delay), and on demand through the admin API (`/v2/_oci/admin/gc`). One run at
  * a time across replicas: a lease through Redis when the cache has one, else in storage.
- * Reaches the core only through the Registry (its blob use, events and stores) and an
+ * Reaches the core only through the RegistryService (its blob use, events and stores) and an
  * extension route.
  */
 
 import type { FastifyInstance } from 'fastify'
 import { RegistryError } from '../lib/errors.js'
-import type { Registry } from '../lib/storage/registry.js'
+import type { RegistryService } from '../lib/storage/registry.js'
 import type { ResolvedOptions } from '../lib/options.js'
 import { GarbageCollector, GcBusyError } from '../lib/lifecycle/gc.js'
 import { inWindow, resolveGcOptions, type GcOptions } from '../lib/lifecycle/gc-options.js'
@@ -26,7 +26,7 @@ const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 const DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 /** The collection's lease: on the cache's Redis when configured, else in storage. */
-export async function gcLease (registry: Registry, cache: ResolvedOptions['cache']): Promise<ClosableLease> {
+export async function gcLease (registry: RegistryService, cache: ResolvedOptions['cache']): Promise<ClosableLease> {
   if (cache.redis === undefined) {
     return Object.assign(new StorageLease(registry.driver, LEASE_TASK), { close: async () => {} })
   }

@@ -54,7 +54,7 @@ async function healthPlugin (app: FastifyInstance, options: HealthPluginOptions)
 
   if (options.failRequests) {
     app.addHook('onRequest', async function refuseWhileUnhealthy (request) {
-      if (request.registry?.route === undefined || checks.ready) return
+      if (request.ociContext?.route === undefined || checks.ready) return
       throw new RegistryError('UNAVAILABLE', { reason: 'a dependency of the registry is unhealthy', checks: checks.failures() }, { headers: { 'Retry-After': '5' } })
     })
   }

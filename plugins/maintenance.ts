@@ -37,15 +37,15 @@ async function maintenancePlugin (app: FastifyInstance): Promise<void> {
     GET: async (_request, reply) => await reply.send({ enabled: registry.readOnly }),
     PUT: async (request, reply) => {
       const { enabled } = await readState(request)
-      if (enabled !== registry.readOnly) request.registry.log.warn({ readOnly: enabled, user: request.registry.user }, enabled ? 'read-only mode on' : 'read-only mode off')
+      if (enabled !== registry.readOnly) request.ociContext.log.warn({ readOnly: enabled, user: request.ociContext.user }, enabled ? 'read-only mode on' : 'read-only mode off')
       registry.readOnly = enabled
       return await reply.send({ enabled })
     }
   }))
 
   app.addHook('onRequest', async function refuseChangesWhileReadOnly (request) {
-    if (registry.readOnly && isChange(request.registry?.method)) {
-      throw readOnlyError(`${request.method} ${request.registry.route?.name ?? ''}`)
+    if (registry.readOnly && isChange(request.ociContext?.method)) {
+      throw readOnlyError(`${request.method} ${request.ociContext.route?.name ?? ''}`)
     }
   })
 }

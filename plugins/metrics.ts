@@ -26,7 +26,7 @@ function isApiRequest (request: FastifyRequest): boolean {
 }
 
 function handlerOf (request: FastifyRequest): string {
-  return request.registry?.route?.name ?? 'unmatched'
+  return request.ociContext?.route?.name ?? 'unmatched'
 }
 
 function declaredLength (value: string | number | string[] | undefined): number | undefined {

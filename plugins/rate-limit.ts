@@ -20,7 +20,7 @@ export interface RateLimitPluginOptions extends ResolvedRateLimitOptions {
 }
 
 function classOf (request: FastifyRequest): RateLimitClass {
-  return rateLimitClass(request.registry?.method?.access)
+  return rateLimitClass(request.ociContext?.method?.access)
 }
 
 async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOptions): Promise<void> {
@@ -38,7 +38,7 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     global: true,
     timeWindow: options.windowSeconds * 1000,
     max: (request) => options.limits[classOf(request)],
-    keyGenerator: (request) => `${classOf(request)}:${request.registry?.user === undefined ? `ip:${request.ip}` : `user:${request.registry.user}`}`,
+    keyGenerator: (request) => `${classOf(request)}:${request.ociContext?.user === undefined ? `ip:${request.ip}` : `user:${request.ociContext.user}`}`,
     // A class with no limit, and the clients the operator trusts, are not counted.
     allowList: (request) => options.limits[classOf(request)] === 0 || allowed.has(request.ip),
     skipOnError: true,

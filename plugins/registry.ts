@@ -13,7 +13,7 @@
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Registry } from '../lib/storage/registry.js'
+import type { RegistryService } from '../lib/storage/registry.js'
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from '../lib/options.js'
 import { RouteTable, paramsSchema, routes, validateInput, type HttpMethod, type RouteDescriptor } from '../lib/routes.js'
 import errorsPlugin, { unroutedMethods } from './errors.js'
@@ -113,7 +113,7 @@ function specHandlers (options: ResolvedOptions): Map<RouteDescriptor, MethodHan
  */
 function dispatcher (dispatch: Dispatch) {
   return async function dispatchRequest (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const { route, method, vars } = request.registry
+    const { route, method, vars } = request.ociContext
     const handler = route === undefined ? undefined : dispatch.handler(route, request.method)
     if (route === undefined || method === undefined || handler === undefined) {
       throw new Error(`no handler for ${request.method} ${request.url}: the context hook resolves routes first`)
@@ -132,13 +132,13 @@ declare module 'fastify' {
      * The registry's services: storage, the write path's events (`events.on(...)`) and policy
      * hooks (`policies.add(...)`), read-only mode. On the host and inside the plugin alike.
      */
-    ociRegistry: Registry
+    ociRegistry: RegistryService
   }
 }
 
 /** Handed to the encapsulated part: shows the registry's services to the host once built. */
 interface ExposeOption {
-  expose?: (services: Registry) => void
+  expose?: (services: RegistryService) => void
   /** Filled by the operations plugins that are on; the host's `ociRegistryOperations`. */
   operations?: RegistryOperations
 }
@@ -203,14 +203,14 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
 
 /**
  * The plugin a user registers. Everything it adds (routes, error handler, parsers, hooks) lives
- * in an encapsulated child context; the host gets two decorators: `ociRegistry`, the services,
+ * in an encapsulated child context; the host gets decorators: `ociRegistry`, the RegistryService,
  * where embedders subscribe to events (`app.ociRegistry.events.on(...)`) and add policy hooks
  * (`app.ociRegistry.policies.add(...)`), and `ociRegistryOperations`, what the operations
  * plugins that are on expose (metrics, health), for a host to serve elsewhere. A host that registers the plugin twice (two prefixes)
  * keeps the first registration's decorators. Fastify does not apply `prefix` to a plugin wrapped
  * in fastify-plugin, so it is handed on to the child.
  */
-const registry = fp(async function registry (host: FastifyInstance, options: RegistryPluginOptions) {
+const ociRegistry = fp(async function ociRegistry (host: FastifyInstance, options: RegistryPluginOptions) {
   const { prefix } = options as RegistryPluginOptions & { prefix?: string }
   const operations: RegistryOperations = {}
   if (!host.hasDecorator('ociRegistryOperations')) host.decorate('ociRegistryOperations', operations)
@@ -224,8 +224,8 @@ const registry = fp(async function registry (host: FastifyInstance, options: Reg
   })
 }, { fastify: '5.x', name: 'fastify-oci-registry' })
 
-export default registry
-export { registry }
+export default ociRegistry
+export { ociRegistry }
 export { RegistryError, ErrorCodes, registerError, errorDescriptors } from '../lib/errors.js'
 export { routes, defineRoute, EXTENSION_PREFIX } from '../lib/routes.js'
 export { UrlBuilder } from '../lib/urls.js'

@@ -36,7 +36,7 @@ export default async function scrubPlugin (app: FastifyInstance, options: Resolv
     }),
     POST: async (request, reply) => {
       const { repository, full } = request.query
-      const user = request.registry.user
+      const user = request.ociContext.user
       const started = start({
         trigger: 'admin',
         ...(repository === undefined ? {} : { repository }),

@@ -1,5 +1,5 @@
 /**
- * Builds the storage driver and the Registry services from options and decorates the
+ * Builds the storage driver and the RegistryService from options and decorates the
  * registry's context with them; closes them when the server closes.
  */
 
@@ -8,7 +8,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ResolvedOptions, StorageOptions } from '../lib/options.js'
 import type { StorageDriver } from '../lib/storage/driver.js'
 import { wrapDriver, type StorageBase } from '../lib/storage/base.js'
-import { Registry } from '../lib/storage/registry.js'
+import { RegistryService } from '../lib/storage/registry.js'
 import { InMemoryDriver } from '../lib/storage/drivers/inmemory.js'
 import { FilesystemDriver } from '../lib/storage/drivers/filesystem.js'
 import { RegistryCache, type SharedStore } from '../lib/storage/cache.js'
@@ -59,7 +59,7 @@ const schema1Verifier: Schema1Verifier = (bytes) => {
 }
 
 async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): Promise<void> {
-  const registry = new Registry(await createDriver(options.storage, app.log), {
+  const registry = new RegistryService(await createDriver(options.storage, app.log), {
     cache: await createCache(options.cache, app.log),
     deleteEnabled: options.delete,
     mountWithoutFrom: options.mountWithoutFrom,

@@ -35,7 +35,7 @@ t.test('the published entry points build, carry declarations and export what the
     t.ok(name in main, `the main entry exports ${name}`)
   }
   const lib = await import(new URL('../dist/lib/index.js', import.meta.url).href) as Record<string, unknown>
-  for (const name of ['routes', 'matchRoute', 'UrlBuilder', 'RegistryError', 'fromErrorBody', 'parseDigest', 'assertName', 'MediaTypes', 'parseManifest', 'verifySchema1', 'InMemoryDriver', 'FilesystemDriver', 'Registry', 'pathFor', 'MissingDependencyError']) {
+  for (const name of ['routes', 'matchRoute', 'UrlBuilder', 'RegistryError', 'fromErrorBody', 'parseDigest', 'assertName', 'MediaTypes', 'parseManifest', 'verifySchema1', 'InMemoryDriver', 'FilesystemDriver', 'RegistryService', 'pathFor', 'MissingDependencyError']) {
     t.ok(name in lib, `the lib entry exports ${name}`)
   }
   const client = await import(new URL('../dist/lib/client/index.js', import.meta.url).href) as Record<string, unknown>

@@ -32,7 +32,7 @@ import { isDigestString } from '../digest.js'
 import { RegistryError } from '../errors.js'
 import { isPathNotFound } from '../storage/driver.js'
 import { digestParts, pathFor } from '../storage/paths.js'
-import type { Registry } from '../storage/registry.js'
+import type { RegistryService } from '../storage/registry.js'
 import type { RegistryEvent } from '../events.js'
 import type { GcReport, RunTrigger } from './reports.js'
 import type { Lease } from './lease.js'
@@ -128,7 +128,7 @@ export class GarbageCollector {
   private stopping = false
   private readonly kept: GcReport[] = []
 
-  constructor (readonly registry: Registry, private readonly options: GarbageCollectorOptions = {}) {}
+  constructor (readonly registry: RegistryService, private readonly options: GarbageCollectorOptions = {}) {}
 
   get running (): boolean {
     return this.current !== undefined
@@ -438,7 +438,7 @@ function markReferences (marked: Set<string>, digest: string, references: Manife
  * `alg:hex` of the link files `<root>/<alg>/<hex>/link` (revisions, blob links). A directory
  * without its link is not one: distribution's deletes leave them behind.
  */
-async function listDigests (registry: Registry, root: string): Promise<string[]> {
+async function listDigests (registry: RegistryService, root: string): Promise<string[]> {
   const digests: string[] = []
   try {
     for await (const info of registry.driver.walk(root)) {
@@ -464,7 +464,7 @@ function digestOfDataPath (path: string): string | undefined {
   return isDigestString(digest) && pathFor({ kind: 'blobData', ...digestParts(digest) }) === path ? digest : undefined
 }
 
-async function deleteIfPresent (registry: Registry, path: string): Promise<void> {
+async function deleteIfPresent (registry: RegistryService, path: string): Promise<void> {
   try {
     await registry.driver.delete(path)
   } catch (error) {

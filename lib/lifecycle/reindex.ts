@@ -7,7 +7,7 @@
 
 import { childNames, isPathNotFound } from '../storage/driver.js'
 import { pathFor } from '../storage/paths.js'
-import type { Registry } from '../storage/registry.js'
+import type { RegistryService } from '../storage/registry.js'
 import { recomputeUsage, type StoreUsage } from './usage.js'
 
 export interface ReindexReport {
@@ -20,7 +20,7 @@ export interface ReindexReport {
 /** Reports each repository as it is indexed (a command line prints it). */
 export type ReindexProgress = (step: { repository: string, tags: number }) => void
 
-async function readLink (registry: Registry, path: string): Promise<string | undefined> {
+async function readLink (registry: RegistryService, path: string): Promise<string | undefined> {
   try {
     return (await registry.driver.getContent(path)).toString('utf8').trim()
   } catch (error) {
@@ -29,7 +29,7 @@ async function readLink (registry: Registry, path: string): Promise<string | und
   }
 }
 
-export async function reindex (registry: Registry, progress?: ReindexProgress): Promise<ReindexReport> {
+export async function reindex (registry: RegistryService, progress?: ReindexProgress): Promise<ReindexReport> {
   const started = performance.now()
   const repositories = await registry.catalogIndex.rebuild()
   let tags = 0

@@ -22,7 +22,7 @@ import { EMPTY_BLOB_DIGEST } from '../manifest/media-types.js'
 import { parseManifest } from '../manifest/parse.js'
 import { childNames, isPathNotFound, type FileInfo } from '../storage/driver.js'
 import { digestParts, pathFor } from '../storage/paths.js'
-import type { Registry } from '../storage/registry.js'
+import type { RegistryService } from '../storage/registry.js'
 import type { EventOrigin } from '../events.js'
 import type { RunTrigger, ScrubReport } from './reports.js'
 
@@ -114,7 +114,7 @@ interface VerifiedRecord {
   modTime: string
 }
 
-async function readJson<T> (registry: Registry, path: string): Promise<T | undefined> {
+async function readJson<T> (registry: RegistryService, path: string): Promise<T | undefined> {
   try {
     return JSON.parse((await registry.driver.getContent(path)).toString('utf8')) as T
   } catch (error) {
@@ -123,7 +123,7 @@ async function readJson<T> (registry: Registry, path: string): Promise<T | undef
   }
 }
 
-async function digestsUnder (registry: Registry, root: string): Promise<string[]> {
+async function digestsUnder (registry: RegistryService, root: string): Promise<string[]> {
   const digests: string[] = []
   for (const algorithm of await childNames(registry.driver, root)) {
     for (const hex of await childNames(registry.driver, `${root}/${algorithm}`)) digests.push(`${algorithm}:${hex}`)
@@ -132,7 +132,7 @@ async function digestsUnder (registry: Registry, root: string): Promise<string[]
 }
 
 /** Every blob in the store, from a walk of distribution's blobs directory. */
-async function allBlobs (registry: Registry): Promise<string[]> {
+async function allBlobs (registry: RegistryService): Promise<string[]> {
   const root = pathFor({ kind: 'blobsRoot' })
   const found: string[] = []
   try {
@@ -149,7 +149,7 @@ async function allBlobs (registry: Registry): Promise<string[]> {
 }
 
 /** Hashes a blob's data as it streams, no faster than `bytesPerSecond` when set. */
-async function hashBlob (registry: Registry, digest: string, bytesPerSecond: number): Promise<string> {
+async function hashBlob (registry: RegistryService, digest: string, bytesPerSecond: number): Promise<string> {
   const { algorithm } = digestParts(digest)
   if (!isSupportedAlgorithm(algorithm)) throw new Error(`unsupported digest algorithm ${algorithm}`)
   const digester = new Digester(algorithm)
@@ -169,7 +169,7 @@ async function hashBlob (registry: Registry, digest: string, bytesPerSecond: num
  * Moves a corrupt blob's data aside and makes every process forget it. The blob directory stays:
  * a push of the digest that publishes good data meanwhile must not be removed with it.
  */
-async function quarantine (registry: Registry, digest: string): Promise<void> {
+async function quarantine (registry: RegistryService, digest: string): Promise<void> {
   await registry.driver.move(pathFor({ kind: 'blobData', ...digestParts(digest) }), pathFor({ kind: 'quarantinedBlob', ...digestParts(digest) }))
   await registry.cache.blobsRemoved([digest])
   try {
@@ -180,17 +180,17 @@ async function quarantine (registry: Registry, digest: string): Promise<void> {
 }
 
 /** The last runs' reports, newest first. */
-export async function readScrubReports (registry: Registry): Promise<ScrubReport[]> {
+export async function readScrubReports (registry: RegistryService): Promise<ScrubReport[]> {
   return await readJson<ScrubReport[]>(registry, pathFor({ kind: 'scrubReports' })) ?? []
 }
 
-async function keepReport (registry: Registry, report: ScrubReport): Promise<void> {
+async function keepReport (registry: RegistryService, report: ScrubReport): Promise<void> {
   const reports = [report, ...await readScrubReports(registry)].slice(0, KEPT_REPORTS)
   await registry.driver.putContent(pathFor({ kind: 'scrubReports' }), JSON.stringify(reports))
 }
 
 /** Runs one scrub; resolves to its report once it is kept and announced. */
-export async function scrub (registry: Registry, options: ScrubRunOptions): Promise<ScrubReport> {
+export async function scrub (registry: RegistryService, options: ScrubRunOptions): Promise<ScrubReport> {
   const startedAt = new Date()
   const started = performance.now()
   const id = options.id ?? randomUUID()
@@ -257,7 +257,7 @@ export async function scrub (registry: Registry, options: ScrubRunOptions): Prom
 }
 
 async function checkBlob (
-  registry: Registry,
+  registry: RegistryService,
   digest: string,
   options: { full: boolean, reverifyMs: number, bytesPerSecond: number },
   report: ScrubReport
@@ -301,7 +301,7 @@ async function checkBlob (
 }
 
 /** What a manifest names that its repository does not hold; its own bytes missing or unreadable counts too. */
-async function checkManifest (registry: Registry, name: string, digest: string): Promise<string[]> {
+async function checkManifest (registry: RegistryService, name: string, digest: string): Promise<string[]> {
   const repository = registry.repository(name)
   let content: Buffer
   try {

@@ -14,7 +14,7 @@
 import { compareLexically } from '../paging.js'
 import { childNames, isPathNotFound } from '../storage/driver.js'
 import { nameOfSegment, pathFor } from '../storage/paths.js'
-import type { Registry } from '../storage/registry.js'
+import type { RegistryService } from '../storage/registry.js'
 import type { RegistryEventType } from '../events.js'
 import { isValidName } from '../reference.js'
 
@@ -51,7 +51,7 @@ export interface StoreUsage {
 }
 
 /** Digests under a `<alg>/<hex>` directory (revisions, layer links). */
-async function digestsUnder (registry: Registry, root: string): Promise<string[]> {
+async function digestsUnder (registry: RegistryService, root: string): Promise<string[]> {
   const digests: string[] = []
   for (const algorithm of await childNames(registry.driver, root)) {
     for (const hex of await childNames(registry.driver, `${root}/${algorithm}`)) digests.push(`${algorithm}:${hex}`)
@@ -60,7 +60,7 @@ async function digestsUnder (registry: Registry, root: string): Promise<string[]
 }
 
 /** Sizes of the digests whose data is stored (a link to data that is gone holds nothing). */
-async function sizesOf (registry: Registry, digests: readonly string[]): Promise<Record<string, number>> {
+async function sizesOf (registry: RegistryService, digests: readonly string[]): Promise<Record<string, number>> {
   const sizes: Record<string, number> = {}
   for (const digest of digests) {
     const stat = await registry.blobs.stat(digest)
@@ -70,7 +70,7 @@ async function sizesOf (registry: Registry, digests: readonly string[]): Promise
 }
 
 /** Works out a repository's record from its links; undefined when it holds nothing. */
-export async function computeRecord (registry: Registry, name: string): Promise<UsageRecord | undefined> {
+export async function computeRecord (registry: RegistryService, name: string): Promise<UsageRecord | undefined> {
   const manifests = await sizesOf(registry, await digestsUnder(registry, pathFor({ kind: 'manifestRevisionsRoot', name })))
   const blobs = await sizesOf(registry, await digestsUnder(registry, pathFor({ kind: 'layersRoot', name })))
   if (Object.keys(manifests).length === 0 && Object.keys(blobs).length === 0) return undefined
@@ -78,7 +78,7 @@ export async function computeRecord (registry: Registry, name: string): Promise<
 }
 
 /** Recomputes one repository's stored record (removes it when the repository holds nothing). */
-export async function updateRecord (registry: Registry, name: string): Promise<UsageRecord | undefined> {
+export async function updateRecord (registry: RegistryService, name: string): Promise<UsageRecord | undefined> {
   const record = await computeRecord(registry, name)
   const path = pathFor({ kind: 'usageRecord', name })
   if (record !== undefined) {
@@ -93,7 +93,7 @@ export async function updateRecord (registry: Registry, name: string): Promise<U
   return undefined
 }
 
-async function readRecords (registry: Registry): Promise<UsageRecord[]> {
+async function readRecords (registry: RegistryService): Promise<UsageRecord[]> {
   const records: UsageRecord[] = []
   for (const segment of await childNames(registry.driver, pathFor({ kind: 'usageRoot' }))) {
     const name = nameOfSegment(segment)
@@ -142,7 +142,7 @@ export function summarize (records: readonly UsageRecord[]): StoreUsage {
 }
 
 /** Usage as the stored records have it. */
-export async function readUsage (registry: Registry): Promise<StoreUsage> {
+export async function readUsage (registry: RegistryService): Promise<StoreUsage> {
   return summarize(await readRecords(registry))
 }
 
@@ -150,7 +150,7 @@ export async function readUsage (registry: Registry): Promise<StoreUsage> {
  * Recomputes every repository's record from the tree (the repositories of the catalog's index,
  * or `repositories` when given) and removes records of repositories that hold nothing now.
  */
-export async function recomputeUsage (registry: Registry, repositories?: readonly string[]): Promise<StoreUsage> {
+export async function recomputeUsage (registry: RegistryService, repositories?: readonly string[]): Promise<StoreUsage> {
   const names = repositories ?? await registry.catalog()
   const records: UsageRecord[] = []
   for (const name of names) {
@@ -182,7 +182,7 @@ export class UsageTracker {
   private readonly pending = new Map<string, Promise<void>>()
   private readonly unsubscribe: Array<() => void>
 
-  constructor (private readonly registry: Registry, private readonly options: { log?: UsageLogger } = {}) {
+  constructor (private readonly registry: RegistryService, private readonly options: { log?: UsageLogger } = {}) {
     this.unsubscribe = CHANGES.map((type) => registry.events.on(type, async (event) => {
       if ('repository' in event) await this.update(event.repository)
     }, { wait: true }))

@@ -38,7 +38,7 @@ export interface RegistryServiceOptions {
 
 const MAX_KEPT_REPOSITORIES = 1000
 
-export class Registry {
+export class RegistryService {
   readonly blobs: BlobStore
   readonly uploadSessions = new UploadSessions()
   readonly deleteEnabled: boolean

@@ -16,7 +16,7 @@ import type { RepositoryChange } from '../policies.js'
 import { LinkedBlobStore, type BlobDescriptor, type ByteRange } from './blobs.js'
 import { UploadStore, type ByteSource, type UploadState } from './uploads.js'
 import { ManifestStore, ReferrerStore, TagStore, type PreparedManifest, type PutManifestResult, type StoredManifest } from './manifests.js'
-import type { Registry } from './registry.js'
+import type { RegistryService } from './registry.js'
 
 /** Who may mount from where: the caller's grant, as far as mounting needs it. */
 export interface MountAccess {
@@ -41,33 +41,33 @@ export class Repository {
   readonly uploads: UploadStore
   readonly manifests: ManifestStore
 
-  constructor (readonly registry: Registry, readonly name: string) {
-    const { driver } = registry
-    this.blobs = new LinkedBlobStore(registry.blobs, driver, name)
-    this.uploads = new UploadStore(driver, registry.blobs, this.blobs, registry.uploadSessions, name)
-    this.manifests = new ManifestStore(driver, registry.blobs, this.blobs, new TagStore(driver, name, registry.cache), new ReferrerStore(driver, name), name, {
-      maxTagsPerRequest: registry.options.maxTagsPerRequest ?? 100,
-      ...(registry.options.schema1 === undefined ? {} : { schema1: registry.options.schema1 })
-    }, registry.cache)
+  constructor (readonly service: RegistryService, readonly name: string) {
+    const { driver } = service
+    this.blobs = new LinkedBlobStore(service.blobs, driver, name)
+    this.uploads = new UploadStore(driver, service.blobs, this.blobs, service.uploadSessions, name)
+    this.manifests = new ManifestStore(driver, service.blobs, this.blobs, new TagStore(driver, name, service.cache), new ReferrerStore(driver, name), name, {
+      maxTagsPerRequest: service.options.maxTagsPerRequest ?? 100,
+      ...(service.options.schema1 === undefined ? {} : { schema1: service.options.schema1 })
+    }, service.cache)
   }
 
   /** Runs the policy hooks on a change of this repository. */
   private async check (change: RepositoryChange): Promise<void> {
-    await this.registry.policies.check(change)
+    await this.service.policies.check(change)
   }
 
   /** Emits events of this repository, with `repository.created` first when this change created it. */
   private async emit (origin: EventOrigin, created: boolean, ...events: RegistryEvent[]): Promise<void> {
     const time = new Date()
     const all: RegistryEvent[] = created ? [{ type: 'repository.created', repository: this.name, time, origin }, ...events] : events
-    await this.registry.events.emit(...all.map((event) => ({ ...event, time })))
+    await this.service.events.emit(...all.map((event) => ({ ...event, time })))
   }
 
   /** Whether the repository held nothing before a change that may create it (asked only when someone listens). */
   private async isNew (): Promise<boolean> {
-    if (!this.registry.events.wanted('repository.created') || this.registry.knownRepositories.has(this.name)) return false
+    if (!this.service.events.wanted('repository.created') || this.service.knownRepositories.has(this.name)) return false
     const exists = await this.manifests.repositoryExists()
-    this.registry.rememberRepository(this.name)
+    this.service.rememberRepository(this.name)
     return !exists
   }
 
@@ -76,7 +76,7 @@ export class Repository {
   /** A blob's descriptor; BLOB_UNKNOWN unless this repository links it and its data is stored. */
   async statBlob (digest: string): Promise<BlobDescriptor> {
     // A client asking about a blob may be about to name it in a manifest instead of uploading it.
-    this.registry.blobUse.touch(digest)
+    this.service.blobUse.touch(digest)
     return await this.blobs.get(digest)
   }
 
@@ -85,9 +85,9 @@ export class Repository {
    * else a stream of the blob (or a range of it). Emits `blob.pulled`.
    */
   async pullBlob (blob: BlobDescriptor, range: ByteRange | undefined, origin: EventOrigin): Promise<{ redirect: string } | { stream: Readable }> {
-    const redirect = await this.registry.blobs.redirectURL(blob.digest)
+    const redirect = await this.service.blobs.redirectURL(blob.digest)
     const served = redirect !== undefined ? { redirect } : { stream: await this.blobs.open(blob.digest, range) }
-    if (this.registry.events.wanted('blob.pulled')) {
+    if (this.service.events.wanted('blob.pulled')) {
       await this.emit(origin, false, { type: 'blob.pulled', repository: this.name, time: new Date(), origin, digest: blob.digest, size: blob.size })
     }
     return served
@@ -95,7 +95,7 @@ export class Repository {
 
   /** Removes the repository's link to a blob; UNSUPPORTED unless deletes are enabled. */
   async deleteBlob (digest: string, origin: EventOrigin): Promise<void> {
-    this.registry.assertDeleteEnabled()
+    this.service.assertDeleteEnabled()
     parseDigest(digest)
     await this.check({ action: 'blob.delete', repository: this.name, origin, digest })
     await this.blobs.unlink(digest)
@@ -110,7 +110,7 @@ export class Repository {
    */
   async mountBlob (digest: string, from: string | undefined, access: MountAccess, origin: EventOrigin): Promise<BlobDescriptor | undefined> {
     parseDigest(digest)
-    const release = await this.registry.blobUse.hold([digest])
+    const release = await this.service.blobUse.hold([digest])
     try {
       return await this.mountHeld(digest, from, access, origin)
     } finally {
@@ -120,8 +120,8 @@ export class Repository {
 
   private async mountHeld (digest: string, from: string | undefined, access: MountAccess, origin: EventOrigin): Promise<BlobDescriptor | undefined> {
     if (from !== undefined) {
-      if (!access.mayPull(from) || !await this.registry.repository(from).blobs.isStoredHere(digest)) return undefined
-    } else if (!this.registry.mountWithoutFrom || !access.unrestricted || !await this.registry.blobs.isStored(digest)) {
+      if (!access.mayPull(from) || !await this.service.repository(from).blobs.isStoredHere(digest)) return undefined
+    } else if (!this.service.mountWithoutFrom || !access.unrestricted || !await this.service.blobs.isStored(digest)) {
       return undefined
     }
     await this.check({ action: 'blob.mount', repository: this.name, origin, digest, ...(from === undefined ? {} : { from }) })
@@ -154,7 +154,7 @@ export class Repository {
     parseDigest(digest)
     await this.check({ action: 'blob.push', repository: this.name, origin, digest })
     const created = await this.isNew()
-    const release = await this.registry.blobUse.hold([digest])
+    const release = await this.service.blobUse.hold([digest])
     let blob: BlobDescriptor
     try {
       blob = await this.uploads.complete(uuid, digest, options)
@@ -171,7 +171,7 @@ export class Repository {
     await this.check({ action: 'blob.push', repository: this.name, origin, digest })
     const created = await this.isNew()
     const state = await this.uploads.start(algorithm)
-    const release = await this.registry.blobUse.hold([digest])
+    const release = await this.service.blobUse.hold([digest])
     let blob: BlobDescriptor
     try {
       blob = await this.uploads.complete(state.uuid, digest, { body })
@@ -200,7 +200,7 @@ export class Repository {
   /** A manifest by tag or digest for a client, emitting `manifest.pulled`. */
   async pullManifest (reference: Reference, origin: EventOrigin): Promise<StoredManifest> {
     const manifest = await this.manifests.get(reference)
-    if (this.registry.events.wanted('manifest.pulled')) {
+    if (this.service.events.wanted('manifest.pulled')) {
       await this.emit(origin, false, {
         type: 'manifest.pulled',
         repository: this.name,
@@ -223,7 +223,7 @@ export class Repository {
     const manifest = this.manifests.parse(bytes, contentType, reference, extraTags)
     // Held from the reference check to the commit: a collection cannot remove what it names
     // in between, so a manifest is never stored naming a blob that is gone.
-    const release = await this.registry.blobUse.hold([manifest.digest, ...manifest.blobs, ...manifest.children])
+    const release = await this.service.blobUse.hold([manifest.digest, ...manifest.blobs, ...manifest.children])
     try {
       return await this.putHeld(manifest, origin)
     } finally {
@@ -264,7 +264,7 @@ export class Repository {
    * are enabled.
    */
   async deleteManifest (reference: Reference, origin: EventOrigin): Promise<void> {
-    this.registry.assertDeleteEnabled()
+    this.service.assertDeleteEnabled()
     const time = new Date()
     if (reference.kind === 'tag') {
       await this.check({ action: 'tag.delete', repository: this.name, origin, tag: reference.tag })

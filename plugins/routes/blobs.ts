@@ -37,7 +37,7 @@ export function parseRange (header: string | undefined, size: number): ByteRange
 }
 
 async function serveBlob (request: RouteRequest<typeof routesByName.blob, 'GET' | 'HEAD'>, reply: FastifyReply, withBody: boolean): Promise<unknown> {
-  const repository = repositoryOf(request.registry)
+  const repository = repositoryOf(request.ociContext)
   const digest = request.params.digest
   parseDigest(digest)
   const blob = await repository.statBlob(digest)
@@ -71,7 +71,7 @@ export const blobHandlers: RouteHandlers = {
     GET: async (request, reply) => await serveBlob(request, reply, true),
     HEAD: async (request, reply) => await serveBlob(request, reply, false),
     DELETE: async (request, reply) => {
-      const repository = repositoryOf(request.registry)
+      const repository = repositoryOf(request.ociContext)
       const digest = request.params.digest
       await repository.deleteBlob(digest, originOf(request))
       return await reply.code(202).headers({ 'docker-content-digest': digest, 'content-length': 0 }).send()

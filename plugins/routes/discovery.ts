@@ -17,12 +17,12 @@ function sendPage<T> (reply: FastifyReply, page: Page<T>, nextUrl: (last: string
 export const discoveryHandlers: RouteHandlers = {
   tags: {
     GET: async (request, reply) => {
-      const repository = repositoryOf(request.registry)
+      const repository = repositoryOf(request.ociContext)
       const query = request.query
       const n = parsePageSize(query.n)
       const tags = await repository.listTags()
       const page = paginate(tags, (tag) => tag, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
-      return sendPage(reply, page, (last) => request.registry.urls.tags(repository.name, { ...(n === undefined ? {} : { n }), last }),
+      return sendPage(reply, page, (last) => request.ociContext.urls.tags(repository.name, { ...(n === undefined ? {} : { n }), last }),
         { name: repository.name, tags: page.items })
     }
   },
@@ -31,12 +31,12 @@ export const discoveryHandlers: RouteHandlers = {
       const query = request.query
       const n = parsePageSize(query.n) ?? CATALOG_PAGE
       const page = paginate(await request.server.ociRegistry.catalog(), (name) => name, { n, ...(query.last === undefined ? {} : { last: query.last }) })
-      return sendPage(reply, page, (last) => request.registry.urls.catalog({ n, last }), { repositories: page.items })
+      return sendPage(reply, page, (last) => request.ociContext.urls.catalog({ n, last }), { repositories: page.items })
     }
   },
   referrers: {
     GET: async (request, reply) => {
-      const repository = repositoryOf(request.registry)
+      const repository = repositoryOf(request.ociContext)
       const subject = request.params.digest
       const query = request.query
       const n = parsePageSize(query.n)
@@ -46,7 +46,7 @@ export const discoveryHandlers: RouteHandlers = {
         reply.header('oci-filters-applied', 'artifactType')
       }
       const page = paginate(descriptors, (descriptor) => descriptor.digest, { ...(n === undefined ? {} : { n }), ...(query.last === undefined ? {} : { last: query.last }) })
-      const nextUrl = (last: string): string => request.registry.urls.referrers(repository.name, subject, {
+      const nextUrl = (last: string): string => request.ociContext.urls.referrers(repository.name, subject, {
         ...(query.artifactType === undefined ? {} : { artifactType: query.artifactType }),
         ...(n === undefined ? {} : { n }),
         last

@@ -25,7 +25,7 @@ export async function readLimited (request: FastifyRequest, limit: number): Prom
 }
 
 async function serveManifest (request: RouteRequest<ManifestRoute, 'GET' | 'HEAD'>, reply: FastifyReply, withBody: boolean): Promise<unknown> {
-  const repository = repositoryOf(request.registry)
+  const repository = repositoryOf(request.ociContext)
   const reference = parseReference(request.params.reference)
   const manifest = withBody ? await repository.pullManifest(reference, originOf(request)) : await repository.getManifest(reference)
   reply.headers({
@@ -47,14 +47,14 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
       GET: async (request, reply) => await serveManifest(request, reply, true),
       HEAD: async (request, reply) => await serveManifest(request, reply, false),
       PUT: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         const reference = parseReference(request.params.reference)
         const query = request.query
         const extraTags = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag]
         const body = await readLimited(request, options.manifestBodyLimit)
         const result = await repository.putManifest(body, request.headers['content-type'], reference, extraTags, originOf(request))
         reply.code(201).headers({
-          location: request.registry.urls.manifest(repository.name, result.digest),
+          location: request.ociContext.urls.manifest(repository.name, result.digest),
           'docker-content-digest': result.digest,
           'content-length': 0
         })
@@ -63,7 +63,7 @@ export function manifestHandlers (options: { manifestBodyLimit: number }): Route
         return await reply.send()
       },
       DELETE: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         await repository.deleteManifest(parseReference(request.params.reference), originOf(request))
         return await reply.code(202).header('content-length', 0).send()
       }

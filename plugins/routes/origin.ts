@@ -5,7 +5,7 @@ import type { EventOrigin } from '../../lib/events.js'
 export function originOf (request: FastifyRequest): EventOrigin {
   const userAgent = request.headers['user-agent']
   return {
-    ...(request.registry.user === undefined ? {} : { actor: request.registry.user }),
+    ...(request.ociContext.user === undefined ? {} : { actor: request.ociContext.user }),
     request: {
       id: String(request.id),
       addr: request.ip,

@@ -29,7 +29,7 @@ RawRequestDefaultExpression,
 TypeBoxTypeProvider
 >
 
-/** A handler: reads its typed request and `request.registry`, calls lib, writes headers and status. */
+/** A handler: reads its typed request and `request.ociContext`, calls lib, writes headers and status. */
 export type RouteHandler<Route extends RouteDescriptor, Method extends MethodOf<Route>> =
   (request: RouteRequest<Route, Method>, reply: FastifyReply) => Promise<unknown>
 

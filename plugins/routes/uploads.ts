@@ -29,7 +29,7 @@ export function parseContentRange (headers: ChunkHeaders): { start: number, end:
 
 function replyInProgress (request: FastifyRequest, reply: FastifyReply, repository: Repository, state: UploadState, status: number): FastifyReply {
   reply.code(status).headers({
-    location: request.registry.urls.blobUploadChunk(repository.name, state.uuid),
+    location: request.ociContext.urls.blobUploadChunk(repository.name, state.uuid),
     range: uploadRange(state.offset),
     'docker-upload-uuid': state.uuid
   })
@@ -40,7 +40,7 @@ function replyInProgress (request: FastifyRequest, reply: FastifyReply, reposito
 
 function replyCreated (request: FastifyRequest, reply: FastifyReply, repository: Repository, digest: string): FastifyReply {
   return reply.code(201).headers({
-    location: request.registry.urls.blob(repository.name, digest),
+    location: request.ociContext.urls.blob(repository.name, digest),
     'docker-content-digest': digest,
     'content-length': 0
   }).send()
@@ -50,17 +50,17 @@ export function uploadHandlers (): RouteHandlers {
   return {
     'blob-upload': {
       POST: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         const query = request.query
         const origin = originOf(request)
         if (query.mount !== undefined) {
-          const { access } = request.registry
+          const { access } = request.ociContext
           const mounted = await repository.mountBlob(query.mount, query.from, {
             mayPull: (name) => access.allows('repository', name, 'pull'),
             unrestricted: access.unrestricted
           }, origin)
           if (mounted !== undefined) {
-            request.registry.log.debug({ digest: mounted.digest, from: query.from }, 'blob mounted')
+            request.ociContext.log.debug({ digest: mounted.digest, from: query.from }, 'blob mounted')
             return replyCreated(request, reply, repository, mounted.digest)
           }
         }
@@ -75,26 +75,26 @@ export function uploadHandlers (): RouteHandlers {
           return replyCreated(request, reply, repository, blob.digest)
         }
         const state = await repository.startUpload(algorithm, origin)
-        const minChunk = repository.registry.driver.minChunkSize
+        const minChunk = repository.service.driver.minChunkSize
         if (minChunk !== undefined) reply.header('oci-chunk-min-length', minChunk)
         return replyInProgress(request, reply, repository, state, 202)
       }
     },
     'blob-upload-chunk': {
       GET: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         const state = await repository.uploadStatus(request.params.uuid)
         return replyInProgress(request, reply, repository, state, 204)
       },
       PATCH: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         const uuid = request.params.uuid
         const range = parseContentRange(request.headers)
         const state = await repository.appendUpload(uuid, bodyOf(request), range?.start, originOf(request))
         return replyInProgress(request, reply, repository, state, 202)
       },
       PUT: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         const uuid = request.params.uuid
         const query = request.query
         const range = parseContentRange(request.headers)
@@ -106,7 +106,7 @@ export function uploadHandlers (): RouteHandlers {
         return replyCreated(request, reply, repository, descriptor.digest)
       },
       DELETE: async (request, reply) => {
-        const repository = repositoryOf(request.registry)
+        const repository = repositoryOf(request.ociContext)
         await repository.cancelUpload(request.params.uuid, originOf(request))
         return await reply.code(204).send()
       }

@@ -282,8 +282,8 @@ t.test('token: the caller is in the request context', async (t) => {
   })
   const seen: Array<{ user: string | undefined, pull: boolean, push: boolean }> = []
   app.addHook('onResponse', async (request) => {
-    if (request.registry !== undefined && request.registry !== null) {
-      seen.push({ user: request.registry.user, pull: request.registry.access.allows('repository', 'foo', 'pull'), push: request.registry.access.allows('repository', 'foo', 'push') })
+    if (request.ociContext !== undefined && request.ociContext !== null) {
+      seen.push({ user: request.ociContext.user, pull: request.ociContext.access.allows('repository', 'foo', 'pull'), push: request.ociContext.access.allows('repository', 'foo', 'push') })
     }
   })
   await app.ready()

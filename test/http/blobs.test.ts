@@ -376,12 +376,12 @@ t.test('a driver with a minimum chunk size announces it, and smaller chunks stil
 })
 
 t.test('abandoned uploads are purged by age, running ones are kept', async (t) => {
-  const { Registry } = await import('../../lib/storage/registry.js')
+  const { RegistryService } = await import('../../lib/storage/registry.js')
   const { InMemoryDriver } = await import('../../lib/storage/drivers/inmemory.js')
   const { FilesystemDriver } = await import('../../lib/storage/drivers/filesystem.js')
   const { pathFor } = await import('../../lib/storage/paths.js')
   for (const driver of [new InMemoryDriver(), new FilesystemDriver({ root: await tempDir(t) })]) {
-    const registry = new Registry(driver)
+    const registry = new RegistryService(driver)
     const old = await registry.repository('purge/a').uploads.start()
     await registry.repository('purge/a').uploads.append(old.uuid, [Buffer.from('abandoned')])
     // Abandoned an hour ago: its start time says so, without the test waiting for a clock.

@@ -57,12 +57,12 @@ const usage = extensionRoute(usageRoute, {
     // @ts-expect-error: the descriptor declares no such query parameter
     t.equal(request.query.other, undefined)
     if (name === 'missing/repo') throw new RegistryError('NAME_UNKNOWN', { name })
-    return await reply.send({ name, unit, route: request.registry.route?.name, self: request.registry.urls.build(usageRoute, { name }) })
+    return await reply.send({ name, unit, route: request.ociContext.route?.name, self: request.ociContext.urls.build(usageRoute, { name }) })
   }
 })
 
 const collect = extensionRoute(collectRoute, {
-  POST: async (request, reply) => await reply.code(202).send({ user: request.registry.user ?? null })
+  POST: async (request, reply) => await reply.code(202).send({ user: request.ociContext.user ?? null })
 })
 
 async function build (t: Test, options: Omit<RegistryPluginOptions, 'storage' | 'extensions'> = {}): Promise<{ app: ReturnType<typeof Fastify>, labels: string[] }> {
@@ -70,7 +70,7 @@ async function build (t: Test, options: Omit<RegistryPluginOptions, 'storage' | 
   const labels: string[] = []
   // A host hook sees the route's name (Fastify itself only sees `/v2/*`): the label of metrics.
   app.addHook('onResponse', async (request) => {
-    labels.push(request.registry?.route?.name ?? '-')
+    labels.push(request.ociContext?.route?.name ?? '-')
   })
   await app.register(registry, { ...options, storage: { driver: 'inmemory' }, extensions: [usage, collect] })
   await app.ready()

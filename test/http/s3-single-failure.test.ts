@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import registry from '../../plugins/registry.js'
 import { digestOf } from '../../lib/digest.js'
 import { S3Driver } from '../../lib/storage/drivers/s3.js'
-import { Registry } from '../../lib/storage/registry.js'
+import { RegistryService } from '../../lib/storage/registry.js'
 import { locationPath, s3Storage, urls } from '../helpers.js'
 
 const MiB = 1024 * 1024
@@ -112,7 +112,7 @@ async function everyFailure (t: Test, push: Push, content: Buffer): Promise<void
   }
 
   // Whatever the failures left in _uploads, the purge removes; no multipart upload stays open.
-  await new Registry(driver).purgeUploads(new Date(Date.now() + 60_000))
+  await new RegistryService(driver).purgeUploads(new Date(Date.now() + 60_000))
   const keys = (await driver.client.send(new ListObjectsV2Command({ Bucket: driver.bucket }))).Contents?.map((object) => object.Key as string) ?? []
   t.same(keys.filter((key) => key.includes('/_uploads/') || key.includes('~')), [], 'no upload or segment is left after the purge')
   const open = await driver.client.send(new ListMultipartUploadsCommand({ Bucket: driver.bucket })).catch(() => undefined)

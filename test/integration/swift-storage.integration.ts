@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream'
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import { StorageDriverError } from '../../lib/storage/driver.js'
 import { S3Driver, type S3DriverOptions } from '../../lib/storage/drivers/s3.js'
-import { Registry } from '../../lib/storage/registry.js'
+import { RegistryService } from '../../lib/storage/registry.js'
 import { driverSuite } from '../storage/driver-suite.js'
 import { sharedSwift, startSwift } from '../swift.js'
 
@@ -192,6 +192,6 @@ t.test('multipart uploads a dead process left are purged (Swift has no lifecycle
   const upload = await driver.writer('/docker/registry/v2/repositories/app/_uploads/dead/data', false)
   await upload.write(randomBytes(5 * MiB + 1))
   t.same(await open(), ['root/docker/registry/v2/repositories/app/_uploads/dead/data'], 'an upload\'s data is open')
-  await new Registry(driver).purgeUploads(new Date(Date.now() + 60_000))
+  await new RegistryService(driver).purgeUploads(new Date(Date.now() + 60_000))
   t.same(await open(), [], 'the upload purge aborted it')
 })

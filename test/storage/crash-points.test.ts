@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { Registry } from '../../lib/storage/registry.js'
+import { RegistryService } from '../../lib/storage/registry.js'
 import { FilesystemDriver } from '../../lib/storage/drivers/filesystem.js'
 import type { FileInfo, FileWriter, ReadOptions, StorageDriver } from '../../lib/storage/driver.js'
 import { pathFor } from '../../lib/storage/paths.js'
@@ -105,12 +105,12 @@ async function atEveryStep (t: Test, scenario: (t: Test, driver: DyingDriver, ro
 }
 
 /** A registry over the tree as a restarted process finds it. */
-function restarted (root: string): Registry {
-  return new Registry(new FilesystemDriver({ root }), { deleteEnabled: true })
+function restarted (root: string): RegistryService {
+  return new RegistryService(new FilesystemDriver({ root }), { deleteEnabled: true })
 }
 
 /** Every link in the repository names content that is stored. */
-async function linksResolve (t: Test, registry: Registry): Promise<void> {
+async function linksResolve (t: Test, registry: RegistryService): Promise<void> {
   const repository = registry.repository(name)
   for (const tag of await repository.manifests.tags.list()) {
     const digest = await repository.manifests.tags.get(tag)
@@ -145,7 +145,7 @@ t.test('an upload completion, stopped at every step', async (t) => {
   const content = Buffer.concat([first, last])
   const digest = digestOf(content)
   await atEveryStep(t, async (t, driver, root) => {
-    const before = new Registry(driver).repository(name)
+    const before = new RegistryService(driver).repository(name)
     const upload = await before.startUpload('sha256', origin)
     await before.appendUpload(upload.uuid, [first], undefined, origin)
     driver.arm()
@@ -182,7 +182,7 @@ t.test('an upload completion, stopped at every step', async (t) => {
 })
 
 /** Pushes a config and a layer, and the manifest of them. */
-async function imageOf (registry: Registry): Promise<Buffer> {
+async function imageOf (registry: RegistryService): Promise<Buffer> {
   const repository = registry.repository(name)
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}')
   const layer = Buffer.from('layer bytes')
@@ -198,10 +198,10 @@ async function imageOf (registry: Registry): Promise<Buffer> {
 
 t.test('a manifest PUT with tags, stopped at every step', async (t) => {
   await atEveryStep(t, async (t, driver, root) => {
-    const registry = new Registry(driver)
+    const registry = new RegistryService(driver)
     const manifest = await imageOf(registry)
     driver.arm()
-    const put = async (repository: ReturnType<Registry['repository']>): Promise<unknown> =>
+    const put = async (repository: ReturnType<RegistryService['repository']>): Promise<unknown> =>
       await repository.putManifest(manifest, 'application/vnd.oci.image.manifest.v1+json', parseReference('v1'), ['v2', 'v3'], origin)
     const result = await attempt(async () => await put(registry.repository(name)))
     await driver.settled()
@@ -218,7 +218,7 @@ t.test('a manifest PUT with tags, stopped at every step', async (t) => {
 
 t.test('a manifest delete, stopped at every step', async (t) => {
   await atEveryStep(t, async (t, driver, root) => {
-    const registry = new Registry(driver, { deleteEnabled: true })
+    const registry = new RegistryService(driver, { deleteEnabled: true })
     const manifest = await imageOf(registry)
     const digest = digestOf(manifest)
     await registry.repository(name).putManifest(manifest, 'application/vnd.oci.image.manifest.v1+json', parseReference('v1'), ['v2'], origin)

@@ -9,7 +9,7 @@ import t from 'tap'
 import { wrapDriver } from '../../lib/storage/base.js'
 import { FilesystemDriver } from '../../lib/storage/drivers/filesystem.js'
 import { pathFor } from '../../lib/storage/paths.js'
-import { Registry } from '../../lib/storage/registry.js'
+import { RegistryService } from '../../lib/storage/registry.js'
 import { tempDir } from '../helpers.js'
 
 const DAY = 24 * 60 * 60 * 1000
@@ -18,7 +18,7 @@ const hex = 'ab'.repeat(32)
 t.test('purging removes old temporary files in blob, layer and revision directories, and only those', async (t) => {
   const root = await tempDir(t)
   const driver = wrapDriver(new FilesystemDriver({ root }))
-  const registry = new Registry(driver)
+  const registry = new RegistryService(driver)
   t.same(await registry.purgeUploads(new Date()), [], 'a purge of an empty root finds nothing and fails nothing')
 
   const name = 'crash/site'

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { InMemoryDriver } from '../../lib/storage/drivers/inmemory.js'
 import type { ReadOptions, StorageDriver } from '../../lib/storage/driver.js'
-import { Registry } from '../../lib/storage/registry.js'
+import { RegistryService } from '../../lib/storage/registry.js'
 import { pathFor } from '../../lib/storage/paths.js'
 
 /** A driver that counts the reads of upload data, to see whether completing re-reads it. */
@@ -23,9 +23,9 @@ function sha256 (content: Buffer): string {
 t.test('an upload started by another process is hashed as its body streams in, not re-read', async (t) => {
   const shared = new InMemoryDriver()
   // Two registries on one storage, each with its own in-process hash states: two workers.
-  const first = new Registry(shared)
+  const first = new RegistryService(shared)
   const second = counting(shared)
-  const other = new Registry(second.driver)
+  const other = new RegistryService(second.driver)
   const content = Buffer.from('bytes pushed to the other worker')
   const state = await first.repository('app').uploads.start()
   const blob = await other.repository('app').uploads.complete(state.uuid, sha256(content), { body: [content] })
@@ -36,9 +36,9 @@ t.test('an upload started by another process is hashed as its body streams in, n
 
 t.test('chunks split between processes are still verified, by reading the data once', async (t) => {
   const shared = new InMemoryDriver()
-  const first = new Registry(shared)
+  const first = new RegistryService(shared)
   const second = counting(shared)
-  const other = new Registry(second.driver)
+  const other = new RegistryService(second.driver)
   const parts = [Buffer.from('first part, here; '), Buffer.from('second part, there')]
   const whole = Buffer.concat(parts)
   const state = await first.repository('app').uploads.start()
@@ -60,7 +60,7 @@ t.test('chunks split between processes are still verified, by reading the data o
 t.test('the hash state is trusted only for the data this process wrote, not for as many other bytes', async (t) => {
   const shared = new InMemoryDriver()
   const counted = counting(shared)
-  const uploads = new Registry(counted.driver).repository('app').uploads
+  const uploads = new RegistryService(counted.driver).repository('app').uploads
   const state = await uploads.start()
   const mine = Buffer.from('written by this process')
   await uploads.append(state.uuid, [mine])
