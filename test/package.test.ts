@@ -31,7 +31,7 @@ t.test('the published entry points build, carry declarations and export what the
   }
   const main = await import(new URL('../dist/plugins/registry.js', import.meta.url).href) as Record<string, unknown>
   t.type(main.default, 'function', 'the plugin is the default export')
-  for (const name of ['registry', 'RegistryError', 'ErrorCodes', 'registerError', 'errorDescriptors', 'routes', 'UrlBuilder']) {
+  for (const name of ['ociRegistry', 'RegistryError', 'ErrorCodes', 'registerError', 'errorDescriptors', 'routes', 'UrlBuilder']) {
     t.ok(name in main, `the main entry exports ${name}`)
   }
   const lib = await import(new URL('../dist/lib/index.js', import.meta.url).href) as Record<string, unknown>

@@ -35,6 +35,6 @@ t.test('the README documents every plugin option', async (t) => {
 t.test('the README quick start and layout', async (t) => {
   t.match(readme, 'npm install && npm start')
   t.match(readme, 'npm test')
-  t.match(readme, "import registry from 'fastify-oci-registry'")
+  t.match(readme, "import ociRegistry from 'fastify-oci-registry'")
   for (const dir of ['lib/', 'plugins/', 'examples/', 'test/', 'docs/', 'bench/']) t.match(readme, `\`${dir}\``, dir)
 })
