@@ -7,6 +7,7 @@
 import type { Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import http from 'node:http'
 import type { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -130,4 +131,15 @@ export async function startListening (t: Test, args: string[], env: Record<strin
   const server = start(t, args, env)
   const [listening] = await server.waitFor(isListening)
   return { server, base: urlOf(listening as LogLine) }
+}
+
+/** GETs a URL on a fresh connection, so that requests spread over cluster workers and none is left idle to slow a shutdown. */
+export async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
+  return await new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (response) => {
+      let body = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+    }).on('error', reject)
+  })
 }

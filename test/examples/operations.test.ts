@@ -6,25 +6,13 @@
  */
 
 import t from 'tap'
-import http from 'node:http'
 import { parseConfig } from '../../examples/config.js'
-import { start, isListening, urlOf, type LogLine } from '../server-process.js'
+import { start, isListening, urlOf, get, type LogLine } from '../server-process.js'
 
 t.jobs = 2
 const timeout = 240000
 const parse = (argv: string[], env: Record<string, string | undefined> = {}, file?: string) =>
   parseConfig(file === undefined ? argv : ['--config', 'config.yml', ...argv], env, '/srv', () => file ?? '')
-
-async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
-  return await new Promise((resolve, reject) => {
-    // A fresh connection each time, so that requests spread over cluster workers.
-    http.get(url, { agent: false }, (response) => {
-      let body = ''
-      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
-    }).on('error', reject)
-  })
-}
 
 function sample (text: string, line: string): number | undefined {
   const found = text.split('\n').find((candidate) => candidate.startsWith(`${line} `))

@@ -13,19 +13,7 @@ t.jobs = 4
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
 const timeout = 240000
 
-import { start, isListening, urlOf, type LogLine } from '../server-process.js'
-
-async function get (url: string): Promise<{ status: number, headers: http.IncomingHttpHeaders, body: string }> {
-  return await new Promise((resolve, reject) => {
-    // A fresh connection each time, so that requests spread over cluster workers and none is
-    // left idle to slow a shutdown.
-    http.get(url, { agent: false }, (response) => {
-      let body = ''
-      response.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
-    }).on('error', reject)
-  })
-}
+import { start, isListening, urlOf, get, type LogLine } from '../server-process.js'
 
 async function assertBase (t: Test, base: string): Promise<void> {
   const response = await get(`${base}/v2/`)
