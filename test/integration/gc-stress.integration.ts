@@ -1,5 +1,6 @@
 /**
- * Online garbage collection under load: two server processes on one filesystem root, each
+ * Online garbage collection under load: two server processes on one storage (a filesystem
+ * root, then a bucket of OpenStack Swift's S3 API), each
  * with the collector on (every second, no grace delay; the lease lets one run at a time),
  * while several clients push images that share layers to either process, and delete some of
  * them. Afterwards every acknowledged manifest that was not deleted pulls whole, byte for byte;
@@ -8,12 +9,15 @@
  * retry, as they do; what must never happen is a success for a manifest whose blobs are gone.
  */
 
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { RegistryClient } from '../../lib/client/index.js'
 import { digestOf } from '../../lib/digest.js'
 import { main as gc } from '../../examples/gc.js'
+import { S3Driver } from '../../lib/storage/drivers/s3.js'
+import { pathFor } from '../../lib/storage/paths.js'
+import { sharedSwift, swiftCredentials } from '../swift.js'
 import { startServer, tempDir, type RunningRegistry } from './harness.js'
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
@@ -42,9 +46,16 @@ async function pushImage (client: RegistryClient, name: string, seed: string): P
   return { name, digest, blobs: [digestOf(config), digestOf(base), digestOf(own)], unique: [digest, digestOf(config), digestOf(own)] }
 }
 
-t.test('two processes collect continuously while clients push and delete', { timeout: 240_000 }, async (t) => {
-  const root = await tempDir(t, 'gc-stress-')
-  const flags = ['--storage', 'filesystem', '--root', root, '--delete', '--gc', '--gc-interval', '1s', '--gc-delay', '0s', '--log-level', 'info']
+/** A storage both processes and the last offline run share, and how to tell a blob is stored. */
+interface SharedStorage {
+  flags: string[]
+  blobStored: (digest: string) => Promise<boolean>
+  /** Pushes that make the run meaningful in its time (Swift's Python servers are far slower). */
+  minimumPushes: number
+}
+
+async function stress (t: Test, storage: SharedStorage): Promise<void> {
+  const flags = [...storage.flags, '--delete', '--gc', '--gc-interval', '1s', '--gc-delay', '0s', '--log-level', 'info']
   const servers: RunningRegistry[] = [await startServer(t, flags), await startServer(t, flags)]
   const acknowledged: Pushed[] = []
   const deleted: Pushed[] = []
@@ -77,7 +88,7 @@ t.test('two processes collect continuously while clients push and delete', { tim
 
   const swept = servers.flatMap((server) => server.service.lines).filter((line) => line.msg === 'garbage collection finished' && Number(line.blobsSwept) > 0)
   t.ok(swept.length > 0, `the collectors removed blobs while the clients pushed (${swept.length} runs did)`)
-  t.ok(acknowledged.length > 20, `${acknowledged.length} pushes acknowledged, ${failedPushes} failed and were given up`)
+  t.ok(acknowledged.length >= storage.minimumPushes, `${acknowledged.length} pushes acknowledged, ${failedPushes} failed and were given up`)
 
   const kept = acknowledged.filter((image) => !deleted.includes(image))
   const reader = new RegistryClient({ url: (servers[0] as RunningRegistry).url })
@@ -97,17 +108,45 @@ t.test('two processes collect continuously while clients push and delete', { tim
   t.equal(whole, kept.length, 'every acknowledged manifest not deleted pulls whole, byte for byte')
 
   for (const server of servers) await server.stop()
-  const status = await gc(['--storage', 'filesystem', '--root', root], {}, { stdout: () => {}, stderr: () => {} })
+  const status = await gc(storage.flags, {}, { stdout: () => {}, stderr: () => {} })
   t.equal(status, 0, 'a last run')
   const stillUsed = new Set(kept.flatMap((image) => [image.digest, ...image.blobs]))
   const leftovers: string[] = []
   for (const image of deleted) {
     for (const digest of image.unique) {
       if (stillUsed.has(digest)) continue
-      const hex = digest.slice('sha256:'.length)
-      const present = await access(join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data')).then(() => true, () => false)
-      if (present) leftovers.push(digest)
+      if (await storage.blobStored(digest)) leftovers.push(digest)
     }
   }
   t.same(leftovers, [], `no blob of the ${deleted.length} deleted images remains`)
+}
+
+t.test('two processes on one filesystem root collect continuously while clients push and delete', { timeout: 240_000 }, async (t) => {
+  const root = await tempDir(t, 'gc-stress-')
+  await stress(t, {
+    flags: ['--storage', 'filesystem', '--root', root],
+    minimumPushes: 20,
+    blobStored: async (digest) => {
+      const hex = digest.slice('sha256:'.length)
+      return await access(join(root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data')).then(() => true, () => false)
+    }
+  })
+})
+
+t.test('two processes on one S3 bucket (Swift) collect continuously while clients push and delete', { timeout: 600_000 }, async (t) => {
+  const swift = await sharedSwift()
+  t.teardown(async () => { await swift.stop() })
+  const bucket = await swift.createBucket()
+  const { accessKeyId, secretAccessKey } = swiftCredentials()
+  const driver = new S3Driver(swift.driverOptions(bucket))
+  t.teardown(() => driver.close())
+  await stress(t, {
+    flags: ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', swift.endpoint, '--s3-region', swift.location,
+      '--s3-force-path-style', '--s3-access-key', accessKeyId, '--s3-secret-key', secretAccessKey],
+    minimumPushes: 8,
+    blobStored: async (digest) => {
+      const [algorithm, hex] = digest.split(':') as [string, string]
+      return await driver.stat(pathFor({ kind: 'blobData', algorithm, hex })).then(() => true, () => false)
+    }
+  })
 })
