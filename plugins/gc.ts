@@ -104,7 +104,7 @@ export default async function gcPlugin (app: FastifyInstance, options: GcPluginO
   let timer: NodeJS.Timeout | undefined
   if (settings.enabled) {
     const tick = async (): Promise<void> => {
-      if (collector.running || !inWindow(settings.window, new Date())) return
+      if (collector.running || registry.readOnly || !inWindow(settings.window, new Date())) return
       try {
         await collector.run({ trigger: 'schedule', deleteUntagged: settings.deleteUntagged, delayMs: settings.delayMs })
       } catch (error) {

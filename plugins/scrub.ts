@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { readScrubReports, scrub, type ResolvedScrubOptions, type ScrubRunOptions } from '../lib/lifecycle/scrub.js'
 import { scrubRoute } from '../lib/lifecycle/admin-routes.js'
 import type { ScrubReport } from '../lib/lifecycle/reports.js'
+import { readOnlyError } from '../lib/policies.js'
 import { extensionRoute } from './routes/types.js'
 
 export default async function scrubPlugin (app: FastifyInstance, options: ResolvedScrubOptions): Promise<void> {
@@ -35,6 +36,8 @@ export default async function scrubPlugin (app: FastifyInstance, options: Resolv
       reports: await readScrubReports(registry)
     }),
     POST: async (request, reply) => {
+      // A scrub writes (verification records, quarantine): refused while read-only, as every change.
+      if (registry.readOnly) throw readOnlyError('scrub')
       const { repository, full } = request.query
       const user = request.ociContext.user
       const started = start({
@@ -50,7 +53,7 @@ export default async function scrubPlugin (app: FastifyInstance, options: Resolv
   let timer: NodeJS.Timeout | undefined
   if (options.enabled) {
     app.addHook('onReady', async () => {
-      timer = setInterval(() => { start({ trigger: 'schedule' }) }, options.intervalSeconds * 1000).unref()
+      timer = setInterval(() => { if (!registry.readOnly) start({ trigger: 'schedule' }) }, options.intervalSeconds * 1000).unref()
     })
   }
   app.addHook('onClose', async () => {

@@ -30,6 +30,7 @@
 import { randomUUID } from 'node:crypto'
 import { isDigestString } from '../digest.js'
 import { RegistryError } from '../errors.js'
+import { readOnlyError } from '../policies.js'
 import { isPathNotFound } from '../storage/driver.js'
 import { digestParts, pathFor } from '../storage/paths.js'
 import type { RegistryService } from '../storage/registry.js'
@@ -149,6 +150,8 @@ export class GarbageCollector {
    * or elsewhere through the lease), with the promise of its report.
    */
   async start (options: GcRunOptions = {}): Promise<{ done: Promise<GcReport> }> {
+    // A dry run changes nothing, so it may run while the registry is read-only.
+    if (this.registry.readOnly && options.dryRun !== true) throw readOnlyError('gc')
     if (this.current !== undefined) throw new GcBusyError('here')
     let began!: (error?: unknown) => void
     const started = new Promise<void>((resolve, reject) => { began = (error) => { if (error === undefined) resolve(); else reject(error) } })

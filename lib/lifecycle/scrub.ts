@@ -25,6 +25,7 @@ import { digestParts, pathFor } from '../storage/paths.js'
 import type { RegistryService } from '../storage/registry.js'
 import type { EventOrigin } from '../events.js'
 import type { RunTrigger, ScrubReport } from './reports.js'
+import { readOnlyError } from '../policies.js'
 
 /** The plugin option `scrub`: a scheduled scrub and the defaults of every run. */
 export const ScrubOptionsSchema = Type.Object({
@@ -191,6 +192,7 @@ async function keepReport (registry: RegistryService, report: ScrubReport): Prom
 
 /** Runs one scrub; resolves to its report once it is kept and announced. */
 export async function scrub (registry: RegistryService, options: ScrubRunOptions): Promise<ScrubReport> {
+  if (registry.readOnly) throw readOnlyError('scrub')
   const startedAt = new Date()
   const started = performance.now()
   const id = options.id ?? randomUUID()

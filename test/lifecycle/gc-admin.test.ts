@@ -106,3 +106,29 @@ t.test('a lease in storage: one holder at a time, free again once released or ex
   t.ok(await first.acquire(), 'an expired lease is free')
   await first.release()
 })
+
+t.test('read-only mode: a collection or a scrub is refused as every change; a dry run still runs', async (t) => {
+  const root = await tempDir(t)
+  const writer = await build(t, 'filesystem', { root })
+  const orphan = await pushBlob(writer, 'a/b', Buffer.from('orphan while frozen'))
+  await writer.close()
+  const path = await htpasswdFile(t, { alice: 'wonderland' })
+  const app = await serve(t, { storage: { driver: 'filesystem', root }, auth: { mode: 'htpasswd', path, admins: ['alice'] }, gc: { delaySeconds: 0 }, readOnly: true })
+  const alice = { authorization: `Basic ${Buffer.from('alice:wonderland').toString('base64')}` }
+
+  const refused = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc?wait=true', headers: alice })
+  t.equal(refused.statusCode, 405)
+  t.match(refused.json(), { errors: [{ code: 'UNSUPPORTED', detail: { reason: 'the registry is in read-only mode', action: 'gc' } }] })
+  const dry = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc?wait=true&dryRun=true', headers: alice })
+  t.equal(dry.statusCode, 200)
+  t.match(dry.json(), { dryRun: true, removed: { blobs: [orphan] } })
+  const scrub = await app.inject({ method: 'POST', url: '/v2/_oci/admin/scrub', headers: alice })
+  t.equal(scrub.statusCode, 405)
+  t.match(scrub.json(), { errors: [{ code: 'UNSUPPORTED', detail: { action: 'scrub' } }] })
+  t.ok(await app.ociRegistry.blobs.isStored(orphan), 'nothing was removed')
+
+  app.ociRegistry.readOnly = false
+  const run = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc?wait=true', headers: alice })
+  t.equal(run.statusCode, 200, 'out of read-only mode, the collection runs')
+  t.notOk(await app.ociRegistry.blobs.isStored(orphan))
+})
