@@ -50,7 +50,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Re-hash blobs against their digests, check manifests\' references, quarantine corrupt blobs.',
     run: async (argv, env) => {
       const { scrubMain } = await import('../examples/lifecycle-cli.js')
-      return await scrubMain(argv, env, output)
+      return await scrubMain(argv, env, { ...output, progress: process.stderr })
     }
   }
 }

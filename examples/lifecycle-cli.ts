@@ -5,7 +5,8 @@
  *   fastify-oci-registry scrub [--config FILE | storage flags] [--repository GLOB] [--full] [--json]
  *
  * The storage comes from the same flags, variables and config file as `serve`. Progress goes
- * out as plain lines through `Progress`; `--json` prints the report alone.
+ * through lib/lifecycle/progress.ts when given a stream (a redrawn bar on a terminal), else as
+ * plain lines on standard error; `--json` prints the report alone.
  */
 
 import { parseArgs } from 'node:util'
@@ -14,19 +15,22 @@ import { createDriver } from '../plugins/storage.js'
 import { RegistryService } from '../lib/storage/registry.js'
 import { reindex } from '../lib/lifecycle/reindex.js'
 import { scrub } from '../lib/lifecycle/scrub.js'
+import { Progress, type ProgressStream } from '../lib/lifecycle/progress.js'
 
 export interface Output {
   stdout: (text: string) => void
   stderr: (text: string) => void
+  /** Where a long command draws its progress (a terminal gets a redrawn line); else plain lines on stderr. */
+  progress?: ProgressStream
 }
 
 /** How a command reports what it is doing: one line at a time. */
-export interface Progress {
+export interface LineProgress {
   line: (text: string) => void
 }
 
 /** Progress as plain lines on standard error (standard output keeps the report). */
-export function plainProgress (output: Output): Progress {
+export function plainProgress (output: Output): LineProgress {
   return { line: (text) => { output.stderr(`${text}\n`) } }
 }
 
@@ -148,7 +152,8 @@ export async function scrubMain (argv: readonly string[], env: Record<string, st
   }
   const { registry, config } = opened
   try {
-    const progress = plainProgress(output)
+    const progress = output.progress === undefined ? undefined : new Progress(output.progress, { label: 'scrub' })
+    const lines = plainProgress(output)
     const settings = config.registry.scrub ?? {}
     const report = await scrub(registry, {
       trigger: 'cli',
@@ -156,8 +161,12 @@ export async function scrubMain (argv: readonly string[], env: Record<string, st
       ...(typeof values.repository === 'string' ? { repository: values.repository } : {}),
       ...(settings.bytesPerSecond === undefined ? {} : { bytesPerSecond: settings.bytesPerSecond }),
       ...(settings.reverifySeconds === undefined ? {} : { reverifySeconds: settings.reverifySeconds }),
-      progress: (step) => { progress.line(`${step.phase} ${step.done}/${step.total} ${step.outcome} ${step.item}`) }
+      progress: (step) => {
+        if (progress === undefined) lines.line(`${step.phase} ${step.done}/${step.total} ${step.outcome} ${step.item}`)
+        else progress.update({ phase: step.phase, done: step.done, total: step.total, bytes: step.bytes })
+      }
     })
+    progress?.done()
     if (values.json === true) {
       output.stdout(`${JSON.stringify(report, null, 2)}\n`)
     } else {

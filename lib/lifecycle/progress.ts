@@ -12,9 +12,13 @@ export interface ProgressStream {
 }
 
 export interface ProgressCounts {
-  /** What the command is doing (`mark`, `sweep`, `hash`). */
+  /** What the command is doing (`mark`, `sweep`, `blobs`). */
   phase: string
-  repositories: number
+  /** Repositories walked, for a command that walks them. */
+  repositories?: number
+  /** Items of the phase done, out of `total`, for a command that knows its total. */
+  done?: number
+  total?: number
   bytes: number
 }
 
@@ -61,7 +65,12 @@ export class Progress {
   /** The line for these counts, as printed (without the terminal's control characters). */
   line (counts: ProgressCounts): string {
     const seconds = Math.max(0.001, (this.now() - this.started) / 1000)
-    const facts = `${counts.phase}: ${counts.repositories} repositories, ${formatBytes(counts.bytes)} walked, ${formatBytes(counts.bytes / seconds)}/s`
+    const facts = [
+      `${counts.phase}:`,
+      ...(counts.total === undefined ? [] : [`${counts.done ?? 0}/${counts.total},`]),
+      ...(counts.repositories === undefined ? [] : [`${counts.repositories} repositories,`]),
+      `${formatBytes(counts.bytes)} walked, ${formatBytes(counts.bytes / seconds)}/s`
+    ].join(' ')
     if (!this.tty) return `${this.options.label} ${facts}`
     const position = this.frame % (2 * BAR_WIDTH - 2)
     const at = position < BAR_WIDTH ? position : 2 * BAR_WIDTH - 2 - position

@@ -154,6 +154,17 @@ t.test('the command line: plain lines, --json, --repository, and the exit status
   t.equal(await scrubMain(['--json', '--full', '--repository', 'cli/*', '--storage', 'filesystem', '--root', root], {}, json.output), 1, 'exit status 1 when something is wrong')
   t.match(JSON.parse(json.out.join('')), { trigger: 'cli', blobsChecked: 4, corrupt: [config], missingReferences: [`cli/app@${image.digest} -> ${config}`] })
 
+  // On a terminal: one line redrawn with the bar, the blobs done out of all and the bytes.
+  const terminal = captured()
+  const drawn: string[] = []
+  t.equal(await scrubMain(['--full', '--repository', 'cli/*', '--storage', 'filesystem', '--root', root], {}, {
+    ...terminal.output,
+    progress: { write: (text: string) => drawn.push(text), isTTY: true, columns: 200 }
+  }), 1)
+  t.match(drawn.join(''), /\rscrub \[[= ]{20}\] blobs: \d\/4, [\d.]+ (B|KiB) walked/, 'a redrawn bar with the blobs done out of all')
+  t.match(drawn.at(-1), '\r\x1b[K', 'the line is cleared at the end')
+  t.equal(terminal.err.join(''), '', 'no plain lines beside the bar')
+
   const none = captured()
   t.equal(await scrubMain(['--repository', 'nothing/*', '--storage', 'filesystem', '--root', root], {}, none.output), 0)
   t.match(none.out.join(''), /^scrubbed 0 blobs/)
