@@ -31,6 +31,7 @@ import { randomUUID } from 'node:crypto'
 import { isDigestString } from '../digest.js'
 import { RegistryError } from '../errors.js'
 import { readOnlyError } from '../policies.js'
+import { recomputeUsage } from './usage.js'
 import { isPathNotFound } from '../storage/driver.js'
 import { digestParts, pathFor } from '../storage/paths.js'
 import type { RegistryService } from '../storage/registry.js'
@@ -326,6 +327,12 @@ export class GarbageCollector {
       }
       if (!dryRun) await registry.cache.blobsRemoved(removedBlobs)
       await session?.finish()
+      // Storage usage, kept by the write path, is corrected from the tree as the sweep left it.
+      if (!dryRun) {
+        await recomputeUsage(registry, repositories.map((mark) => mark.name)).catch((error: unknown) => {
+          this.options.log?.warn({ err: error }, 'garbage collection: could not correct storage usage')
+        })
+      }
 
       const gcReport: GcReport = {
         id: randomUUID(),

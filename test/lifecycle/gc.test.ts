@@ -260,3 +260,17 @@ t.test('holds shared through storage: a collection in one process keeps what ano
   t.ok(holding)
   end()
 })
+
+t.test('a run corrects storage usage from the tree it leaves', async (t) => {
+  const app = await build(t, 'filesystem', { delete: true })
+  const kept = await pushImage(app, 'usage/app', 'v1')
+  const orphan = await pushBlob(app, 'usage/app', Buffer.from('a blob no manifest names, linked here'))
+  const { readUsage } = await import('../../lib/lifecycle/usage.js')
+  const before = (await readUsage(app.ociRegistry)).repositories.find((entry) => entry.repository === 'usage/app')
+  t.equal(before?.blobs, kept.layers.length + 2, 'the layers, the config and the orphan are counted')
+  const report = await new GarbageCollector(app.ociRegistry).run({ delayMs: 0 })
+  t.same(report.removed.blobs, [orphan])
+  const after = (await readUsage(app.ociRegistry)).repositories.find((entry) => entry.repository === 'usage/app')
+  t.equal(after?.blobs, kept.layers.length + 1, 'the swept link no longer counts')
+  t.equal(after?.blobBytes, (before?.blobBytes ?? 0) - Buffer.byteLength('a blob no manifest names, linked here'))
+})
