@@ -63,7 +63,7 @@ export class RegistryService {
   constructor (driver: StorageDriver, readonly options: RegistryServiceOptions = {}) {
     this.driver = wrapDriver(driver)
     this.cache = options.cache ?? new RegistryCache()
-    this.blobs = new BlobStore(driver, this.cache)
+    this.blobs = new BlobStore(this.driver, this.cache)
     this.deleteEnabled = options.deleteEnabled ?? false
     this.mountWithoutFrom = options.mountWithoutFrom ?? false
     this.readOnly = options.readOnly ?? false
