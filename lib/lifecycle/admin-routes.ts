@@ -76,7 +76,7 @@ export const scrubRoute = defineRoute({
         full: Type.Optional(withCode(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'Hash every blob, however recently verified.' }), 'UNSUPPORTED'))
       }),
       responses: [{ status: 202, description: 'Started, or already running.', body: Type.Object({ id: Type.String(), startedAt: Type.String(), started: Type.Boolean() }), contentType: 'application/json' }],
-      errors: ['NAME_INVALID', 'UNAUTHORIZED', 'DENIED']
+      errors: ['NAME_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })

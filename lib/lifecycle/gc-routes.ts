@@ -45,7 +45,7 @@ export const gcRoute = defineRoute({
         { status: 202, description: 'The run started.', contentType: 'application/json' },
         { status: 200, description: 'The run ended (with `wait`): its report.', body: GcReportSchema, contentType: 'application/json' }
       ],
-      errors: ['UNAVAILABLE', 'MANIFEST_INVALID', 'UNAUTHORIZED', 'DENIED']
+      errors: ['UNAVAILABLE', 'MANIFEST_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })
