@@ -15,6 +15,7 @@ import { RegistryCache, type SharedStore } from '../lib/storage/cache.js'
 import { verifySchema1 } from '../lib/manifest/schema1.js'
 import type { Schema1Verifier } from '../lib/storage/manifests.js'
 import { importOptional } from '../lib/optional.js'
+import { markEmptyTreeIndexed } from '../lib/lifecycle/reindex.js'
 
 /** What the drivers and caches log through (the app's logger); no optional package's types. */
 type StorageLogger = Pick<FastifyBaseLogger, 'warn'>
@@ -91,7 +92,10 @@ async function storagePlugin (app: FastifyInstance, options: ResolvedOptions): P
     const build = registry.catalogIndex.buildIfAbsent().catch((error: unknown) => {
       app.log.error({ err: error }, 'could not build the catalog\'s index; the catalog walks the tree')
     })
-    if (!await registry.holdsRepositories()) await build
+    if (!await registry.holdsRepositories()) {
+      await build
+      await markEmptyTreeIndexed(registry)
+    }
   })
   app.addHook('onClose', async () => {
     clearInterval(purgeTimer)

@@ -29,6 +29,14 @@ async function readLink (registry: RegistryService, path: string): Promise<strin
   }
 }
 
+/**
+ * Marks the reverse index of tags complete on a tree that holds no repository yet: there is no
+ * tag to index, and every tag written from now on records its reverse entry first.
+ */
+export async function markEmptyTreeIndexed (registry: RegistryService): Promise<void> {
+  await registry.driver.putContent(pathFor({ kind: 'manifestTagsBuilt' }), new Date().toISOString())
+}
+
 export async function reindex (registry: RegistryService, progress?: ReindexProgress): Promise<ReindexReport> {
   const started = performance.now()
   const repositories = await registry.catalogIndex.rebuild()

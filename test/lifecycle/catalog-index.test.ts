@@ -104,10 +104,22 @@ t.test('a tree written by another program: found on the first request, and by re
 
 t.test('deleting a manifest reads only the tags that pointed at it once the reverse index is complete', async (t) => {
   const root = await tempDir(t)
-  const app = await build(t, 'filesystem', { root, delete: true })
-  const many = await prepareImage(app, 'tags/many', { seed: 'many' })
+  // A tree that starts empty has a complete reverse index from its first tag.
+  const first = await build(t, 'filesystem', { root, delete: true })
+  const many = await prepareImage(first, 'tags/many', { seed: 'many' })
   const manyTags = Array.from({ length: 30 }, (_, i) => `t${i}`)
-  t.equal((await putManifest(app, 'tags/many', many.digest, many.manifest, undefined, { tag: manyTags })).statusCode, 201)
+  t.equal((await putManifest(first, 'tags/many', many.digest, many.manifest, undefined, { tag: manyTags })).statusCode, 201)
+  const fresh = await prepareImage(first, 'tags/many', { seed: 'fresh' })
+  t.equal((await putManifest(first, 'tags/many', 'zero', fresh.manifest)).statusCode, 201)
+  const { actions: onFresh } = await counting(first, async () => {
+    t.equal((await first.inject({ method: 'DELETE', url: urls.manifest('tags/many', fresh.digest) })).statusCode, 202)
+  })
+  t.ok((onFresh.get('get_content') ?? 0) <= 3, 'a tree that started empty: only the tag that pointed at it is read')
+  await first.close()
+
+  // Tags written by a program that keeps no reverse index (as distribution): the index is incomplete.
+  await rm(join(root, ROOT, '_oci', 'manifesttags'), { recursive: true })
+  const app = await build(t, 'filesystem', { root, delete: true })
   const reads = async (reference: string): Promise<number> => {
     const { actions } = await counting(app, async () => {
       t.equal((await app.inject({ method: 'DELETE', url: urls.manifest('tags/many', reference) })).statusCode, 202)
