@@ -9,7 +9,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Value } from '@sinclair/typebox/value'
 import { RegistryError } from '../lib/errors.js'
 import { readOnlyError } from '../lib/policies.js'
-import { READONLY_BODY_LIMIT, ReadOnlyStateSchema, isChange, readOnlyRoute, type ReadOnlyState } from '../lib/maintenance/readonly.js'
+import {
+  READONLY_BODY_LIMIT, READONLY_REFRESH_MS, ReadOnlyStateSchema, isChange, readOnlyRoute, readReadOnlySwitch, writeReadOnlySwitch, type ReadOnlyState
+} from '../lib/maintenance/readonly.js'
 import { bodyOf, extensionRoute } from './routes/types.js'
 
 async function readState (request: FastifyRequest): Promise<ReadOnlyState> {
@@ -33,15 +35,41 @@ async function readState (request: FastifyRequest): Promise<ReadOnlyState> {
 
 async function maintenancePlugin (app: FastifyInstance): Promise<void> {
   const registry = app.ociRegistry
+  // Configured read-only mode stays on; the shared switch adds to it. The mode changes only when
+  // the switch does, so that a host's own `readOnly = ...` holds until the next switch.
+  const configured = registry.readOnly
+  let applied: boolean | undefined
+  const refresh = async (): Promise<void> => {
+    const switched = await readReadOnlySwitch(registry.driver)
+    if (switched === undefined || switched === applied) return
+    applied = switched
+    registry.readOnly = configured || switched
+  }
   app.ociRegistryRoutes.add(extensionRoute(readOnlyRoute, {
-    GET: async (_request, reply) => await reply.send({ enabled: registry.readOnly }),
+    GET: async (_request, reply) => {
+      await refresh()
+      return await reply.send({ enabled: registry.readOnly })
+    },
     PUT: async (request, reply) => {
       const { enabled } = await readState(request)
-      if (enabled !== registry.readOnly) request.ociContext.log.warn({ readOnly: enabled, user: request.ociContext.user }, enabled ? 'read-only mode on' : 'read-only mode off')
-      registry.readOnly = enabled
-      return await reply.send({ enabled })
+      await writeReadOnlySwitch(registry.driver, enabled)
+      const before = registry.readOnly
+      applied = enabled
+      registry.readOnly = configured || enabled
+      if (before !== registry.readOnly) request.ociContext.log.warn({ readOnly: registry.readOnly, user: request.ociContext.user }, registry.readOnly ? 'read-only mode on' : 'read-only mode off')
+      return await reply.send({ enabled: registry.readOnly })
     }
   }))
+
+  // Every process follows the switch another one wrote, within READONLY_REFRESH_MS.
+  let timer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    await refresh()
+    timer = setInterval(() => {
+      refresh().catch((error: unknown) => { app.log.warn({ err: error }, 'could not read the read-only switch; the mode stays as it was') })
+    }, READONLY_REFRESH_MS).unref()
+  })
+  app.addHook('onClose', async () => { clearInterval(timer) })
 
   app.addHook('onRequest', async function refuseChangesWhileReadOnly (request) {
     if (registry.readOnly && isChange(request.ociContext?.method)) {

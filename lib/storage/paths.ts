@@ -24,6 +24,7 @@
  *   /docker/registry/v2/_oci
  *     catalog/built                                         the index was built from the tree
  *     catalog/repositories/<name>                           a repository that holds something
+ *     maintenance/readonly                                  the read-only switch of the admin API (JSON)
  *     manifesttags/built                                    every tag is in the reverse index below
  *     manifesttags/repositories/<name>/<alg>/<hex>/<tag>    the tag was set to the manifest
  *     usage/repositories/<name>                             what a repository uses (JSON)
@@ -71,6 +72,7 @@ export type PathSpec =
   | { kind: 'catalogIndexRoot' }
   | { kind: 'catalogIndexEntry', name: string }
   | { kind: 'manifestTagsBuilt' }
+  | { kind: 'readOnlySwitch' }
   | { kind: 'tagsOfManifest', name: string, algorithm: string, hex: string }
   | { kind: 'tagOfManifest', name: string, algorithm: string, hex: string, tag: string }
   | { kind: 'usageRoot' }
@@ -155,6 +157,7 @@ export function pathFor (spec: PathSpec): string {
     case 'catalogIndexRoot': return `${own}/catalog/repositories`
     case 'catalogIndexEntry': return `${own}/catalog/repositories/${nameSegment(spec.name)}`
     case 'manifestTagsBuilt': return `${own}/manifesttags/built`
+    case 'readOnlySwitch': return `${own}/maintenance/readonly`
     case 'tagsOfManifest': return `${own}/manifesttags/repositories/${nameSegment(spec.name)}/${spec.algorithm}/${spec.hex}`
     case 'tagOfManifest': return `${own}/manifesttags/repositories/${nameSegment(spec.name)}/${spec.algorithm}/${spec.hex}/${spec.tag}`
     case 'usageRoot': return `${own}/usage/repositories`

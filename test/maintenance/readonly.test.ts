@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import registry from '../../plugins/registry.js'
 import { htpasswdFile } from '../auth/fixtures.js'
-import { errorCode, prepareImage, putManifest, urls } from '../helpers.js'
+import { errorCode, prepareImage, putManifest, tempDir, urls } from '../helpers.js'
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 const root = { authorization: basic('root', 'rootpw') }
@@ -67,13 +67,40 @@ t.test('the admin API: admins only', async (t) => {
   t.equal((await app.inject({ method: 'PUT', url: '/v2/_oci/admin/readonly', headers: root, payload: 'on' })).statusCode, 400)
 })
 
-t.test('the configured mode shows, and switches at run time', async (t) => {
+t.test('the configured mode shows, and the switch cannot lift it', async (t) => {
   const { app } = await start(t, true)
   t.same((await app.inject({ method: 'GET', url: '/v2/_oci/admin/readonly', headers: root })).json(), { enabled: true })
   const off = await switchTo(app, false)
   t.equal(off.statusCode, 200)
-  t.same(off.json(), { enabled: false })
-  t.equal(app.ociRegistry.readOnly, false)
+  t.same(off.json(), { enabled: true }, 'a deployment configured read-only stays so until its configuration changes')
+  t.equal(app.ociRegistry.readOnly, true)
+})
+
+t.test('the switch is shared through storage: every process on it follows, a restarted one too', async (t) => {
+  const path = await htpasswdFile(t, { root: 'rootpw' })
+  const dir = await tempDir(t)
+  const serve = async (): Promise<FastifyInstance> => {
+    const app = Fastify({ logger: false })
+    await app.register(registry, { storage: { driver: 'filesystem', root: dir }, auth: { mode: 'htpasswd', path, admins: ['root'] } })
+    await app.ready()
+    return app
+  }
+  const first = await serve()
+  const second = await serve()
+  t.teardown(async () => { await first.close(); await second.close() })
+  t.equal((await switchTo(first, true)).statusCode, 200)
+  // The other process reads the switch again on GET, and on its own every couple of seconds.
+  t.same((await second.inject({ method: 'GET', url: '/v2/_oci/admin/readonly', headers: root })).json(), { enabled: true })
+  const push = await second.inject({ method: 'POST', url: urls.blobUpload('shared/app'), headers: root })
+  t.equal(push.statusCode, 405, 'the other process refuses changes')
+  t.equal(errorCode(push.body), 'UNSUPPORTED')
+
+  const restarted = await serve()
+  t.teardown(async () => { await restarted.close() })
+  t.equal(restarted.ociRegistry.readOnly, true, 'a process started later follows the switch')
+  t.same((await switchTo(second, false)).json(), { enabled: false })
+  t.same((await first.inject({ method: 'GET', url: '/v2/_oci/admin/readonly', headers: root })).json(), { enabled: false })
+  t.equal((await first.inject({ method: 'POST', url: urls.blobUpload('shared/app'), headers: root })).statusCode, 202)
 })
 
 t.test('while read-only, every change is refused before its body is read; reads go on', async (t) => {
