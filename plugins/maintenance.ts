@@ -10,7 +10,7 @@ import { Value } from '@sinclair/typebox/value'
 import { RegistryError } from '../lib/errors.js'
 import { readOnlyError } from '../lib/policies.js'
 import {
-  READONLY_BODY_LIMIT, READONLY_REFRESH_MS, ReadOnlyStateSchema, isChange, readOnlyRoute, readReadOnlySwitch, writeReadOnlySwitch, type ReadOnlyState
+  READONLY_BODY_LIMIT, READONLY_REFRESH_MS, ReadOnlyStateSchema, isChange, readOnlyRoute, readOnlySwitchVersion, readReadOnlySwitch, writeReadOnlySwitch, type ReadOnlyState
 } from '../lib/maintenance/readonly.js'
 import { bodyOf, extensionRoute } from './routes/types.js'
 
@@ -39,7 +39,11 @@ async function maintenancePlugin (app: FastifyInstance): Promise<void> {
   // the switch does, so that a host's own `readOnly = ...` holds until the next switch.
   const configured = registry.readOnly
   let applied: boolean | undefined
+  let seen: string | undefined
   const refresh = async (): Promise<void> => {
+    const version = await readOnlySwitchVersion(registry.driver)
+    if (version === undefined || version === seen) return
+    seen = version
     const switched = await readReadOnlySwitch(registry.driver)
     if (switched === undefined || switched === applied) return
     applied = switched

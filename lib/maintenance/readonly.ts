@@ -39,6 +39,20 @@ export async function readReadOnlySwitch (driver: StorageDriver): Promise<boolea
   return Value.Check(ReadOnlyStateSchema, state) ? state.enabled : undefined
 }
 
+/**
+ * What identifies the switch's current content without reading it (its time and size: `true` and
+ * `false` differ in length); undefined when never set. Polling asks this, and reads only on change.
+ */
+export async function readOnlySwitchVersion (driver: StorageDriver): Promise<string | undefined> {
+  try {
+    const info = await driver.stat(pathFor({ kind: 'readOnlySwitch' }))
+    return `${info.modTime.getTime()}:${info.size}`
+  } catch (error) {
+    if (isPathNotFound(error)) return undefined
+    throw error
+  }
+}
+
 export async function writeReadOnlySwitch (driver: StorageDriver, enabled: boolean): Promise<void> {
   await driver.putContent(pathFor({ kind: 'readOnlySwitch' }), JSON.stringify({ enabled }))
 }
