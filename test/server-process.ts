@@ -15,18 +15,14 @@ import { fileURLToPath } from 'node:url'
 export const root = fileURLToPath(new URL('..', import.meta.url))
 const serverScript = join(root, 'examples', 'server.ts')
 
-/**
- * Runs examples/server.ts with the TypeScript loader this test runs under, so no build is needed.
- * Outside tap, falls back to the same loader resolved from node_modules.
- */
+/** Runs a TypeScript entry point with tsx, the loader the tests run under, so no build is needed. */
 export function loaderArgs (): string[] {
-  const fromTap = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
-  return fromTap.length > 0 ? fromTap : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]
+  return [`--import=${import.meta.resolve('tsx')}`]
 }
 
 /** The child's environment: ours without tap's and the developer's registry settings, plus `extra`. */
 export function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
+  const env: NodeJS.ProcessEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
   // Tap's coverage hook and the developer's own registry settings must not leak into the child.
   delete env.NODE_OPTIONS
   for (const name of Object.keys(env)) {

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import registry from '../../plugins/registry.js'
+import { childEnv, loaderArgs } from '../server-process.js'
 import { conformanceCli, USAGE, type ConformanceReport } from '../../lib/conformance/index.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -87,10 +88,7 @@ t.test('the bin entry runs the conformance command', async (t) => {
   const pkg = JSON.parse(await readFile(new URL('package.json', `file://${root}/`), 'utf8')) as { bin?: Record<string, string> }
   t.same(pkg.bin, { 'fastify-oci-registry': './dist/bin/fastify-oci-registry.js' }, 'package.json names the built file')
   const url = await serve(t)
-  const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'))
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' }
-  delete env.NODE_OPTIONS
-  const child = spawn(process.execPath, [...(loader.length > 0 ? loader : [`--import=${import.meta.resolve('@tapjs/typescript/import')}`]), 'bin/fastify-oci-registry.ts', 'conformance', url, '--categories', 'pull', '--repository', 'cli/bin'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...loaderArgs(), 'bin/fastify-oci-registry.ts', 'conformance', url, '--categories', 'pull', '--repository', 'cli/bin'], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
