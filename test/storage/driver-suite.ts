@@ -19,11 +19,11 @@ import {
 } from '../../lib/storage/driver.js'
 import { StorageBase, wrapDriver, type StorageActionEvent } from '../../lib/storage/base.js'
 
-export interface DriverSuiteOptions {
-  /** The driver keeps file contents in process memory: the large file case skips its memory check. */
+export interface LargeFileOptions {
+  /** The driver keeps file contents in process memory: the case skips its memory check. */
   holdsDataInMemory?: boolean
-  /** Size of the large file case in MiB (default 1,100: past 1 GiB); 0 skips the case. */
-  largeFileMiB?: number
+  /** Size of the file in MiB (default 1,100: past 1 GiB). */
+  sizeMiB?: number
 }
 
 export interface DriverUnderTest {
@@ -73,8 +73,7 @@ function sameBytes (t: Test, actual: Uint8Array, expected: Uint8Array, message: 
 export function driverSuite (
   t: Test,
   name: string,
-  make: () => Promise<DriverUnderTest>,
-  options: DriverSuiteOptions = {}
+  make: () => Promise<DriverUnderTest>
 ): ReturnType<Test['test']> {
   return t.test(`${name} storage driver`, async (t) => {
     const { driver: bare, cleanup } = await make()
@@ -589,51 +588,6 @@ export function driverSuite (
       t.same(await driver.list(prefix), [path], 'no temporary files are listed')
     })
 
-    const largeMiB = options.largeFileMiB ?? 1100
-    if (largeMiB > 0) {
-      scenario(`write and read a large stream (${largeMiB} MiB)`, async (t, prefix) => {
-        const path = `${prefix}/large`
-        // One random MiB with a counter patched in: distinct chunks without generating them all.
-        const chunk = randomBytes(MiB)
-        const watch = rssWatch()
-        const written = createHash('sha256')
-        const writer = await driver.writer(path, false)
-        for (let i = 0; i < largeMiB; i++) {
-          chunk.writeUInt32BE(i, 0)
-          chunk.writeUInt32BE(i, MiB / 2)
-          written.update(chunk)
-          await writer.write(chunk)
-          watch.sample()
-        }
-        t.equal(writer.size, largeMiB * MiB, 'the writer counted every byte')
-        await writer.commit()
-        const writeGrowth = watch.growth()
-        t.equal((await driver.stat(path)).size, largeMiB * MiB, 'stat gives the whole size')
-
-        const readWatch = rssWatch()
-        const read = createHash('sha256')
-        let size = 0
-        for await (const data of await driver.reader(path)) {
-          read.update(data as Buffer)
-          size += (data as Buffer).length
-          readWatch.sample()
-        }
-        const readGrowth = readWatch.growth()
-        t.equal(size, largeMiB * MiB, 'the reader gave every byte')
-        t.equal(read.digest('hex'), written.digest('hex'), 'what was read is what was written')
-
-        const tail = await readAll(await driver.reader(path, { offset: largeMiB * MiB - 10 }))
-        t.same(tail, chunk.subarray(MiB - 10), 'a read at an offset near the end gives the last bytes')
-
-        if (options.holdsDataInMemory === true) {
-          t.comment(`memory growth: ${mib(writeGrowth)} while writing, ${mib(readGrowth)} while reading (data held in memory)`)
-        } else {
-          t.ok(writeGrowth < 100 * MiB, `memory stays flat while writing (grew ${mib(writeGrowth)})`)
-          t.ok(readGrowth < 100 * MiB, `memory stays flat while reading (grew ${mib(readGrowth)})`)
-        }
-      })
-    }
-
     /** The bare driver with every call it gets counted, behind a base layer of its own. */
     function counted (): { base: StorageBase, calls: string[] } {
       const calls: string[] = []
@@ -743,6 +697,68 @@ export function driverSuite (
       const top = await driver.list('/')
       t.same(prefixes.filter((prefix) => top.includes(prefix)), [], 'no prefix of any case remains')
     })
+  })
+}
+
+/**
+ * A file past 1 GiB streamed in and out through the base layer, with memory flat both ways. Kept
+ * out of the driver suite: it is a slow transfer, run by the integration tier.
+ */
+export function largeFileCase (
+  t: Test,
+  name: string,
+  make: () => Promise<DriverUnderTest>,
+  options: LargeFileOptions = {}
+): ReturnType<Test['test']> {
+  const sizeMiB = options.sizeMiB ?? 1100
+  return t.test(`${name}: write and read a large stream (${sizeMiB} MiB)`, async (t) => {
+    const { driver: bare, cleanup } = await make()
+    const driver = wrapDriver(bare)
+    const prefix = `/large-${randomBytes(8).toString('hex')}`
+    t.teardown(async () => {
+      await driver.delete(prefix).catch(() => {})
+      await driver.close?.()
+      await cleanup?.()
+    })
+    const path = `${prefix}/large`
+    // One random MiB with a counter patched in: distinct chunks without generating them all.
+    const chunk = randomBytes(MiB)
+    const watch = rssWatch()
+    const written = createHash('sha256')
+    const writer = await driver.writer(path, false)
+    for (let i = 0; i < sizeMiB; i++) {
+      chunk.writeUInt32BE(i, 0)
+      chunk.writeUInt32BE(i, MiB / 2)
+      written.update(chunk)
+      await writer.write(chunk)
+      watch.sample()
+    }
+    t.equal(writer.size, sizeMiB * MiB, 'the writer counted every byte')
+    await writer.commit()
+    const writeGrowth = watch.growth()
+    t.equal((await driver.stat(path)).size, sizeMiB * MiB, 'stat gives the whole size')
+
+    const readWatch = rssWatch()
+    const read = createHash('sha256')
+    let size = 0
+    for await (const data of await driver.reader(path)) {
+      read.update(data as Buffer)
+      size += (data as Buffer).length
+      readWatch.sample()
+    }
+    const readGrowth = readWatch.growth()
+    t.equal(size, sizeMiB * MiB, 'the reader gave every byte')
+    t.equal(read.digest('hex'), written.digest('hex'), 'what was read is what was written')
+
+    const tail = await readAll(await driver.reader(path, { offset: sizeMiB * MiB - 10 }))
+    t.same(tail, chunk.subarray(MiB - 10), 'a read at an offset near the end gives the last bytes')
+
+    if (options.holdsDataInMemory === true) {
+      t.comment(`memory growth: ${mib(writeGrowth)} while writing, ${mib(readGrowth)} while reading (data held in memory)`)
+    } else {
+      t.ok(writeGrowth < 100 * MiB, `memory stays flat while writing (grew ${mib(writeGrowth)})`)
+      t.ok(readGrowth < 100 * MiB, `memory stays flat while reading (grew ${mib(readGrowth)})`)
+    }
   })
 }
 

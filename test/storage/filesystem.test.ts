@@ -26,7 +26,7 @@ driverSuite(t, 'filesystem, caching every read', async () => {
     driver: new FilesystemDriver({ root, cache: { settleMs: 0 } }),
     cleanup: () => rm(root, { recursive: true, force: true })
   }
-}, { largeFileMiB: 0 })
+})
 
 t.test('the read cache sees every change, whichever process makes it', async (t) => {
   const root = await tempRoot()
