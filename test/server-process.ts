@@ -139,3 +139,20 @@ export async function get (url: string): Promise<{ status: number, headers: http
     }).on('error', reject)
   })
 }
+
+/** Answers GET /v2/ as a registry: 200, the API version header, `{}`. */
+export async function assertBase (t: Test, base: string): Promise<void> {
+  const response = await get(`${base}/v2/`)
+  t.equal(response.status, 200)
+  t.equal(response.headers['docker-distribution-api-version'], 'registry/2.0')
+  t.same(JSON.parse(response.body), {})
+}
+
+export const isDebugListening = (line: LogLine): boolean => line.msg.startsWith('debug listener at ')
+export const debugUrlOf = (line: LogLine): string => line.msg.slice('debug listener at '.length)
+
+/** The value of one sample (`name{labels}`) in a Prometheus text exposition. */
+export function metricSample (text: string, line: string): number | undefined {
+  const found = text.split('\n').find((candidate) => candidate.startsWith(`${line} `))
+  return found === undefined ? undefined : Number(found.slice(line.length + 1))
+}

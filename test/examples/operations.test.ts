@@ -7,20 +7,12 @@
 
 import t from 'tap'
 import { parseConfig } from '../../examples/config.js'
-import { start, isListening, urlOf, get, type LogLine } from '../server-process.js'
+import { debugUrlOf, get, isDebugListening, isListening, metricSample, start, urlOf, type LogLine } from '../server-process.js'
 
 t.jobs = 2
 const timeout = 240000
 const parse = (argv: string[], env: Record<string, string | undefined> = {}, file?: string) =>
   parseConfig(file === undefined ? argv : ['--config', 'config.yml', ...argv], env, '/srv', () => file ?? '')
-
-function sample (text: string, line: string): number | undefined {
-  const found = text.split('\n').find((candidate) => candidate.startsWith(`${line} `))
-  return found === undefined ? undefined : Number(found.slice(line.length + 1))
-}
-
-const isDebugListening = (line: LogLine): boolean => line.msg.startsWith('debug listener at ')
-const debugUrlOf = (line: LogLine): string => line.msg.slice('debug listener at '.length)
 
 t.test('settings: the debug listener', async (t) => {
   t.same(parse(['--port', '6000']).operations?.debug, { host: '127.0.0.1', port: 6001, metricsPath: '/metrics' }, 'beside the main port by default')
@@ -79,30 +71,11 @@ t.test('metrics and /debug/health on the debug listener; /livez and /readyz on t
 
   const metrics = await get(`${debug}/metrics`)
   t.equal(metrics.status, 200)
-  t.equal(sample(metrics.body, 'registry_http_requests_total{handler="base",method="GET",code="200"}'), 1)
+  t.equal(metricSample(metrics.body, 'registry_http_requests_total{handler="base",method="GET",code="200"}'), 1)
   const health = await get(`${debug}/debug/health`)
   t.equal(health.status, 200)
   t.same(JSON.parse(health.body), {}, 'distribution\'s answer when healthy')
   t.equal((await get(`${debug}/readyz`)).status, 200)
-  server.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
-})
-
-t.test('--workers 2: one scrape sees the whole cluster', { timeout }, async (t) => {
-  const server = start(t, ['--port', '0', '--storage', 'inmemory', '--workers', '2'])
-  const listening = await server.waitFor(isListening, 2)
-  const [debugListening] = await server.waitFor(isDebugListening, 2)
-  const base = urlOf(listening[0] as LogLine)
-  const debug = debugUrlOf(debugListening as LogLine)
-  const requests = 8
-  for (let i = 0; i < requests; i++) {
-    const answer = await get(`${base}/v2/`)
-    t.equal(answer.status, 200)
-  }
-  for (let i = 0; i < 4; i++) {
-    const metrics = await get(`${debug}/metrics`)
-    t.equal(sample(metrics.body, 'registry_http_requests_total{handler="base",method="GET",code="200"}'), requests, 'every worker\'s requests, whichever worker answers')
-  }
   server.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
 })

@@ -1,9 +1,6 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
 import http from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { buildServer, handleSignals, loggerOptions } from '../../examples/server.js'
 import { CONFIG_OPTIONS } from '../../examples/config.js'
 
@@ -13,14 +10,7 @@ t.jobs = 4
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
 const timeout = 240000
 
-import { start, isListening, urlOf, get, type LogLine } from '../server-process.js'
-
-async function assertBase (t: Test, base: string): Promise<void> {
-  const response = await get(`${base}/v2/`)
-  t.equal(response.status, 200)
-  t.equal(response.headers['docker-distribution-api-version'], 'registry/2.0')
-  t.same(JSON.parse(response.body), {})
-}
+import { assertBase, get, isListening, start, urlOf, type LogLine } from '../server-process.js'
 
 t.test('serves GET /v2/ and exits 0 on SIGTERM', { timeout }, async (t) => {
   const server = start(t, ['--port', '0', '--storage', 'inmemory'])
@@ -30,29 +20,6 @@ t.test('serves GET /v2/ and exits 0 on SIGTERM', { timeout }, async (t) => {
   server.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
   t.ok(server.lines.some((line) => line.msg === 'server closed'))
-})
-
-t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 on SIGTERM', { timeout }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'registry-server-test-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const server = start(t, ['--port', '0', '--workers', '2', '--root', dir])
-  const listening = await server.waitFor(isListening, 2)
-  const pids = new Set(listening.map((line) => line.pid))
-  t.equal(pids.size, 2, 'two worker processes listen')
-  t.notOk(pids.has(server.child.pid as number), 'the primary does not serve')
-  const base = urlOf(listening[0] as LogLine)
-  t.equal(urlOf(listening[1] as LogLine), base, 'the workers share the port')
-  for (let i = 0; i < 4; i++) await assertBase(t, base)
-
-  const [victim] = pids
-  process.kill(victim as number, 'SIGKILL')
-  const [replacement] = (await server.waitFor(isListening, 3)).slice(2)
-  t.notOk(pids.has((replacement as LogLine).pid), 'a new worker replaces the dead one')
-  await assertBase(t, base)
-
-  server.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
-  t.equal(server.lines.filter((line) => line.msg === 'server closed').length, 2, 'both workers closed gracefully')
 })
 
 t.test('--help prints every flag and exits 0; a bad flag exits 2 naming it', { timeout }, async (t) => {
