@@ -7,12 +7,15 @@
 
 import type { RegistryMetrics } from '../lib/metrics/metrics.js'
 import type { HealthChecks } from '../lib/health/checks.js'
+import type { UsageTracker } from '../lib/lifecycle/usage.js'
 
 export interface RegistryOperations {
   /** The Prometheus metrics, when the `metrics` option is on. */
   metrics?: RegistryMetrics
   /** The dependency checks, when the `health` option is on (`debugHealth()` is distribution's `/debug/health`). */
   health?: HealthChecks
+  /** The usage records kept by the write path: `flush()` waits for the updates in flight. */
+  usage?: UsageTracker
 }
 
 declare module 'fastify' {

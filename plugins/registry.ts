@@ -177,7 +177,7 @@ const registryContext: FastifyPluginAsync<RegistryPluginOptions & ExposeOption> 
     await app.register(rateLimitPlugin, { ...rateLimit, redis: redis === undefined ? undefined : { url: redis, keyPrefix } })
   }
   // The storage lifecycle and notifications: listeners of the write path, with admin routes.
-  await app.register(usagePlugin, { metrics: operations.metrics })
+  await app.register(usagePlugin, { operations })
   await app.register(scrubPlugin, resolved.scrub)
   await app.register(notificationsPlugin, {
     notifications: registryOptions.notifications,

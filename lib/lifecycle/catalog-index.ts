@@ -34,6 +34,21 @@ export class CatalogIndex {
   }
 
   /**
+   * Writes a repository's entry unless it is there: a push to a known repository costs a stat,
+   * not a write. Safe against a concurrent `removeIfEmpty` elsewhere: an entry seen here was
+   * seen before that removal, whose second look then finds the change this call follows.
+   */
+  async ensure (name: string): Promise<void> {
+    try {
+      const info = await this.driver.stat(pathFor({ kind: 'catalogIndexEntry', name }))
+      if (!info.isDir) return
+    } catch (error) {
+      if (!isPathNotFound(error)) throw error
+    }
+    await this.add(name)
+  }
+
+  /**
    * Removes a repository's entry when it holds nothing. Asked again after the removal: a push
    * that created it meanwhile either sees its entry removed before it writes its own, or is
    * seen here and the entry is written back.

@@ -173,37 +173,48 @@ export interface UsageLogger {
 }
 
 /**
- * Keeps the records current from the write path: a repository touched by an event is
- * recomputed before the change answers (a listing of its links; blob sizes come from the
- * cache), one computation at a time per repository, so a record is never written back by an
- * older computation in this process.
+ * Keeps the records current from the write path. A repository touched by events is recomputed
+ * after the change answers (a listing of its links; blob sizes come from the cache), one
+ * computation at a time per repository: events that arrive during one are folded into a single
+ * next one, so a push of many layers costs two computations, not one per layer, and never adds to
+ * the push's latency. A record is never written back by an older computation in this process.
+ * Readers that need this process's latest changes call `flush()` first (the admin API does); a
+ * crash before a computation leaves the record stale until the next collection recomputes it.
  */
 export class UsageTracker {
-  private readonly pending = new Map<string, Promise<void>>()
+  /** Repositories with a computation running, and the promise of its end. */
+  private readonly running = new Map<string, Promise<void>>()
+  /** Repositories changed since their running computation started. */
+  private readonly dirty = new Set<string>()
   private readonly unsubscribe: Array<() => void>
 
   constructor (private readonly registry: RegistryService, private readonly options: { log?: UsageLogger } = {}) {
-    this.unsubscribe = CHANGES.map((type) => registry.events.on(type, async (event) => {
-      if ('repository' in event) await this.update(event.repository)
-    }, { wait: true }))
+    this.unsubscribe = CHANGES.map((type) => registry.events.on(type, (event) => {
+      if ('repository' in event) this.schedule(event.repository)
+    }))
   }
 
-  private async update (name: string): Promise<void> {
-    const next = (this.pending.get(name) ?? Promise.resolve()).then(async () => {
+  private schedule (name: string): void {
+    this.dirty.add(name)
+    if (this.running.has(name)) return
+    this.running.set(name, this.recompute(name))
+  }
+
+  private async recompute (name: string): Promise<void> {
+    while (this.dirty.delete(name)) {
       try {
         await updateRecord(this.registry, name)
       } catch (error) {
         this.options.log?.error({ err: error, repository: name }, 'usage: could not update a repository\'s record')
       }
-    })
-    this.pending.set(name, next)
-    await next
-    if (this.pending.get(name) === next) this.pending.delete(name)
+    }
+    // In the same synchronous step as the last check of `dirty`: a change cannot slip between.
+    this.running.delete(name)
   }
 
-  /** Resolves once every update started so far is written. */
+  /** Resolves once every record changed so far is written. */
   async flush (): Promise<void> {
-    await Promise.all(this.pending.values())
+    while (this.running.size > 0) await Promise.all(this.running.values())
   }
 
   /** Stops listening, after writing what is pending. */

@@ -70,7 +70,7 @@ export class RegistryService {
     this.policies.add(readOnlyPolicy(() => this.readOnly))
     this.catalogIndex = new CatalogIndex(this.driver, () => this.walkRepositories(), async (name) => await this.repository(name).manifests.repositoryExists())
     // Awaited before the change answers: a client that pushed, then asks the catalog, finds it.
-    const indexed = async ({ repository }: { repository: string }): Promise<void> => { await this.catalogIndex.add(repository) }
+    const indexed = async ({ repository }: { repository: string }): Promise<void> => { await this.catalogIndex.ensure(repository) }
     const emptied = async ({ repository }: { repository: string }): Promise<void> => { await this.catalogIndex.removeIfEmpty(repository) }
     this.events.on('repository.created', indexed, { wait: true })
     this.events.on('manifest.pushed', indexed, { wait: true })

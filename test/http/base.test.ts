@@ -49,7 +49,7 @@ t.test('the plugin leaves its host untouched', async (t) => {
   t.equal(notFound.statusCode, 404)
   t.notOk(notFound.body.includes('"errors"'), 'host 404s are Fastify\'s, not the registry\'s')
   t.ok(app.hasDecorator('ociRegistry'), 'a decorator on the host: the services, for events and policy hooks')
-  t.same(app.ociRegistryOperations, {}, 'and one for the operations options that are on: none by default')
+  t.same(Object.keys(app.ociRegistryOperations), ['usage'], 'and one for operations: the usage tracker, and by default nothing else')
   t.notOk(app.hasRequestDecorator('registry'), 'no request decorator leaks')
   t.equal((await app.inject({ method: 'GET', url: '/v2/' })).statusCode, 200)
   t.equal((await app.inject({ method: 'GET', url: '/v2/a/blobs/sha256:' + 'a'.repeat(64) })).statusCode, 404)

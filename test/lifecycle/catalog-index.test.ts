@@ -6,7 +6,7 @@
  */
 
 import t from 'tap'
-import { cp, rm } from 'node:fs/promises'
+import { cp, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { build, tempDir, urls, pushBlob, prepareImage, putManifest } from '../helpers.js'
 import { observeStorage, type StorageAction } from '../../lib/storage/base.js'
@@ -149,4 +149,22 @@ t.test('deleting a manifest reads only the tags that pointed at it once the reve
   t.equal((await app.inject({ method: 'GET', url: urls.manifest('tags/many', 'moving') })).statusCode, 200, 'the moved tag stays')
   t.equal((await app.inject({ method: 'DELETE', url: urls.manifest('tags/many', many.digest) })).statusCode, 202)
   t.same((await app.inject({ method: 'GET', url: urls.tags('tags/many') })).json().tags, ['moving'], 'every tag of the deleted manifest is gone')
+})
+
+t.test('a push to an indexed repository leaves its entry as it is; a missing entry is written again', async (t) => {
+  const root = await tempDir(t)
+  const app = await build(t, 'filesystem', { root })
+  const entry = join(root, ROOT, '_oci', 'catalog', 'repositories', 'kept')
+  const first = await prepareImage(app, 'kept', { seed: 'first' })
+  t.equal((await putManifest(app, 'kept', 'v1', first.manifest)).statusCode, 201)
+  const written = await stat(entry)
+  const second = await prepareImage(app, 'kept', { seed: 'second' })
+  t.equal((await putManifest(app, 'kept', 'v2', second.manifest)).statusCode, 201)
+  const after = await stat(entry)
+  t.same([after.ino, after.mtimeMs], [written.ino, written.mtimeMs], 'the entry was not rewritten')
+
+  await rm(entry)
+  const third = await prepareImage(app, 'kept', { seed: 'third' })
+  t.equal((await putManifest(app, 'kept', 'v3', third.manifest)).statusCode, 201)
+  t.same(await catalog(app), ['kept'], 'the next push writes it again')
 })

@@ -266,6 +266,8 @@ t.test('a run corrects storage usage from the tree it leaves', async (t) => {
   const kept = await pushImage(app, 'usage/app', 'v1')
   const orphan = await pushBlob(app, 'usage/app', Buffer.from('a blob no manifest names, linked here'))
   const { readUsage } = await import('../../lib/lifecycle/usage.js')
+  // The write path's updates of usage run after the answers: wait for them.
+  await app.ociRegistryOperations.usage?.flush()
   const before = (await readUsage(app.ociRegistry)).repositories.find((entry) => entry.repository === 'usage/app')
   t.equal(before?.blobs, kept.layers.length + 2, 'the layers, the config and the orphan are counted')
   const report = await new GarbageCollector(app.ociRegistry).run({ delayMs: 0 })
