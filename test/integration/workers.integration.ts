@@ -12,12 +12,14 @@ import { assertBase, debugUrlOf, get, isDebugListening, isListening, metricSampl
 
 // A hang (a shutdown that never finishes) should fail fast, not at the runner's limit.
 const timeout = 240000
+// Three processes loading the server on a loaded machine: allow most of the test's time to start.
+const startup = 200000
 
 t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 on SIGTERM', { timeout }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'registry-server-test-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const server = start(t, ['--port', '0', '--workers', '2', '--root', dir])
-  const listening = await server.waitFor(isListening, 2)
+  const listening = await server.waitFor(isListening, 2, startup)
   const pids = new Set(listening.map((line) => line.pid))
   t.equal(pids.size, 2, 'two worker processes listen')
   t.notOk(pids.has(server.child.pid as number), 'the primary does not serve')
@@ -27,7 +29,7 @@ t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 
 
   const [victim] = pids
   process.kill(victim as number, 'SIGKILL')
-  const [replacement] = (await server.waitFor(isListening, 3)).slice(2)
+  const [replacement] = (await server.waitFor(isListening, 3, startup)).slice(2)
   t.notOk(pids.has((replacement as LogLine).pid), 'a new worker replaces the dead one')
   await assertBase(t, base)
 
@@ -38,8 +40,8 @@ t.test('--workers 2 serves from two processes, restarts a dead one, and exits 0 
 
 t.test('--workers 2: one scrape sees the whole cluster', { timeout }, async (t) => {
   const server = start(t, ['--port', '0', '--storage', 'inmemory', '--workers', '2'])
-  const listening = await server.waitFor(isListening, 2)
-  const [debugListening] = await server.waitFor(isDebugListening, 2)
+  const listening = await server.waitFor(isListening, 2, startup)
+  const [debugListening] = await server.waitFor(isDebugListening, 2, startup)
   const base = urlOf(listening[0] as LogLine)
   const debug = debugUrlOf(debugListening as LogLine)
   const requests = 8
