@@ -49,7 +49,7 @@ async function bodyFlags (body: AsyncIterable<Uint8Array>): Promise<{ dryRun?: b
   let size = 0
   for await (const chunk of body) {
     size += chunk.byteLength
-    if (size > BODY_LIMIT) throw new RegistryError('MANIFEST_INVALID', { reason: `the body is over ${BODY_LIMIT} bytes` }, { statusCode: 400 })
+    if (size > BODY_LIMIT) throw new RegistryError('PARAMETER_INVALID', { reason: `the body is over ${BODY_LIMIT} bytes` })
     chunks.push(Buffer.from(chunk))
   }
   const text = Buffer.concat(chunks).toString('utf8').trim()
@@ -58,13 +58,13 @@ async function bodyFlags (body: AsyncIterable<Uint8Array>): Promise<{ dryRun?: b
   try {
     parsed = JSON.parse(text)
   } catch {
-    throw new RegistryError('MANIFEST_INVALID', { reason: 'the body is not JSON' }, { statusCode: 400 })
+    throw new RegistryError('PARAMETER_INVALID', { reason: 'the body is not JSON' })
   }
   const flags: { dryRun?: boolean, deleteUntagged?: boolean } = {}
   for (const key of ['dryRun', 'deleteUntagged'] as const) {
     const value = (parsed as Record<string, unknown> | null)?.[key]
     if (value === undefined) continue
-    if (typeof value !== 'boolean') throw new RegistryError('MANIFEST_INVALID', { reason: `${key} must be true or false` }, { statusCode: 400 })
+    if (typeof value !== 'boolean') throw new RegistryError('PARAMETER_INVALID', { reason: `${key} must be true or false` })
     flags[key] = value
   }
   return flags

@@ -15,7 +15,7 @@ import {
 import { bodyOf, extensionRoute } from './routes/types.js'
 
 async function readState (request: FastifyRequest): Promise<ReadOnlyState> {
-  const invalid = (reason: string): RegistryError => new RegistryError('UNSUPPORTED', { reason }, { statusCode: 400 })
+  const invalid = (reason: string): RegistryError => new RegistryError('PARAMETER_INVALID', { reason })
   const chunks: Uint8Array[] = []
   let size = 0
   for await (const chunk of bodyOf(request)) {

@@ -5,6 +5,7 @@
 
 import { Type } from '@sinclair/typebox'
 import { defineRoute, withCode } from '../routes.js'
+import '../extension-errors.js'
 
 const RepositoryUsageSchema = Type.Object({
   repository: Type.String(),
@@ -73,10 +74,10 @@ export const scrubRoute = defineRoute({
       access: 'admin',
       query: Type.Object({
         repository: Type.Optional(Glob),
-        full: Type.Optional(withCode(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'Hash every blob, however recently verified.' }), 'UNSUPPORTED'))
+        full: Type.Optional(withCode(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'Hash every blob, however recently verified.' }), 'PARAMETER_INVALID'))
       }),
       responses: [{ status: 202, description: 'Started, or already running.', body: Type.Object({ id: Type.String(), startedAt: Type.String(), started: Type.Boolean() }), contentType: 'application/json' }],
-      errors: ['NAME_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
+      errors: ['NAME_INVALID', 'PARAMETER_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })

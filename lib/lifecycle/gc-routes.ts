@@ -5,8 +5,9 @@
 
 import { Type } from '@sinclair/typebox'
 import { defineRoute, withCode } from '../routes.js'
+import '../extension-errors.js'
 
-const Flag = withCode(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')]), 'UNSUPPORTED')
+const Flag = withCode(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')]), 'PARAMETER_INVALID')
 
 export const GcReportSchema = Type.Object({
   id: Type.String(),
@@ -45,7 +46,7 @@ export const gcRoute = defineRoute({
         { status: 202, description: 'The run started.', contentType: 'application/json' },
         { status: 200, description: 'The run ended (with `wait`): its report.', body: GcReportSchema, contentType: 'application/json' }
       ],
-      errors: ['UNAVAILABLE', 'MANIFEST_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
+      errors: ['UNAVAILABLE', 'PARAMETER_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })

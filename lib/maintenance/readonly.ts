@@ -6,6 +6,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { defineRoute, type MethodDescriptor } from '../routes.js'
+import '../extension-errors.js'
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js'
 import { pathFor } from '../storage/paths.js'
 
@@ -77,7 +78,7 @@ export const readOnlyRoute = defineRoute({
       access: 'admin',
       body: { description: '`{"enabled": true}` or `{"enabled": false}`.', contentTypes: ['application/json'], stream: false },
       responses: [{ status: 200, description: 'The mode now.', body: ReadOnlyStateSchema, contentType: 'application/json' }],
-      errors: ['UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
+      errors: ['PARAMETER_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })

@@ -5,10 +5,11 @@
 
 import { Type } from '@sinclair/typebox'
 import { defineRoute, withCode } from '../routes.js'
+import '../extension-errors.js'
 
 const Filter = Type.Object({
-  endpoint: Type.Optional(withCode(Type.String({ minLength: 1, description: 'Only this endpoint\'s dead letters.' }), 'UNSUPPORTED')),
-  id: Type.Optional(withCode(Type.String({ minLength: 1, description: 'Only the dead letter of this event id.' }), 'UNSUPPORTED'))
+  endpoint: Type.Optional(withCode(Type.String({ minLength: 1, description: 'Only this endpoint\'s dead letters.' }), 'PARAMETER_INVALID')),
+  id: Type.Optional(withCode(Type.String({ minLength: 1, description: 'Only the dead letter of this event id.' }), 'PARAMETER_INVALID'))
 })
 
 const DeadLetter = Type.Object({
@@ -32,7 +33,7 @@ export const deadLettersRoute = defineRoute({
       access: 'admin',
       query: Filter,
       responses: [{ status: 200, description: 'The dead letters.', body: Type.Object({ deadletters: Type.Array(DeadLetter) }), contentType: 'application/json' }],
-      errors: ['UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
+      errors: ['PARAMETER_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })
@@ -48,7 +49,7 @@ export const replayRoute = defineRoute({
       access: 'admin',
       query: Filter,
       responses: [{ status: 200, description: 'How many were put back.', body: Type.Object({ replayed: Type.Integer() }), contentType: 'application/json' }],
-      errors: ['UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
+      errors: ['PARAMETER_INVALID', 'UNSUPPORTED', 'UNAUTHORIZED', 'DENIED']
     }
   }
 })

@@ -44,8 +44,12 @@ t.test('the admin API starts a run (dry or not), refuses a second at once, and l
   t.ok(await app.ociRegistry.blobs.isStored(orphan))
 
   const bad = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc?dryRun=maybe', headers: alice })
-  t.equal(bad.statusCode, 405)
-  t.equal(bad.json().errors[0].code, 'UNSUPPORTED', 'a flag is true, false, 1 or 0')
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().errors[0].code, 'PARAMETER_INVALID', 'a flag is true, false, 1 or 0')
+  t.match(bad.json().errors[0].detail, { field: 'dryRun', value: 'maybe' }, 'the detail names the parameter')
+  const badBody = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc', headers: { ...alice, 'content-type': 'application/json' }, payload: '{"dryRun":"yes"}' })
+  t.equal(badBody.statusCode, 400)
+  t.match(badBody.json().errors[0], { code: 'PARAMETER_INVALID', detail: { reason: 'dryRun must be true or false' } }, 'so is one in the body')
 
   const completed = new Promise<GcReport>((resolve) => { app.ociRegistry.events.on('gc.completed', (event) => { resolve(event.report) }) })
   const started = await app.inject({ method: 'POST', url: '/v2/_oci/admin/gc?dryRun=false', headers: alice })

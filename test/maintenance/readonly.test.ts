@@ -63,7 +63,7 @@ t.test('the admin API: admins only', async (t) => {
   t.equal(app.ociRegistry.readOnly, false)
   const bad = await app.inject({ method: 'PUT', url: '/v2/_oci/admin/readonly', headers: { ...root, 'content-type': 'application/json' }, payload: '{"enabled":"yes"}' })
   t.equal(bad.statusCode, 400)
-  t.equal(errorCode(bad.body), 'UNSUPPORTED')
+  t.equal(errorCode(bad.body), 'PARAMETER_INVALID')
   t.equal((await app.inject({ method: 'PUT', url: '/v2/_oci/admin/readonly', headers: root, payload: 'on' })).statusCode, 400)
 })
 
