@@ -959,10 +959,10 @@ export function parseConfig (argv: readonly string[], env: Record<string, string
     boolean: parseBoolean,
     integer: (key, raw) => parseInteger(raw, optionFor(key).minimum as number, optionFor(key).maximum as number),
     durationMs: (key, raw) => parseDurationRaw(raw, optionFor(key).minimum ?? 0)
-  }, { host, port })
+  }, { host, port }, file?.sections)
 
   const sections = file?.sections ?? {}
-  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, proxy: 'proxy' }
+  const sectionNames: Record<keyof FileSections, string | undefined> = { notifications: undefined, proxy: 'proxy', healthFile: undefined, healthHttp: undefined, healthTcp: undefined }
   for (const name of Object.keys(sections) as Array<keyof FileSections>) {
     const section = sectionNames[name]
     if (section !== undefined) notYetActedOn.push(section)

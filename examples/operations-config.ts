@@ -7,8 +7,9 @@
  */
 
 import { resolveOptions, type RegistryOptions } from '../lib/options.js'
-import { ConfigError } from '../lib/config/file.js'
-import { HealthOptionsSchema } from '../lib/health/options.js'
+import { ConfigError, type FileSections } from '../lib/config/file.js'
+import { parseDuration } from '../lib/config/duration.js'
+import { HealthOptionsSchema, type HealthOptions } from '../lib/health/options.js'
 import { MetricsOptionsSchema } from '../lib/metrics/options.js'
 import { RateLimitOptionsSchema } from '../lib/ratelimit/options.js'
 import { duration, flag, integer, text } from './settings.js'
@@ -141,7 +142,20 @@ function allowList (raw: RawSetting): string[] {
 }
 
 /** The operations' plugin options and debug listener, from the settings; `main` is the main listener. */
-export function operationsConfig (read: SettingReaders, main: { host: string, port: number }): OperationsConfig {
+/** distribution's lists of health checks from the config file, as the plugin's `health` option has them. */
+function healthChecksOf (sections: FileSections): Pick<HealthOptions, 'file' | 'http' | 'tcp'> {
+  const seconds = (duration: string | undefined): number | undefined => duration === undefined ? undefined : (parseDuration(duration) ?? 0) / 1000
+  const defined = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T
+  return defined({
+    file: sections.healthFile?.map((check) => defined({ path: check.file, intervalSeconds: seconds(check.interval), threshold: check.threshold })),
+    http: sections.healthHttp?.map((check) => defined({
+      uri: check.uri, headers: check.headers, statusCode: check.statuscode, timeoutSeconds: seconds(check.timeout), intervalSeconds: seconds(check.interval), threshold: check.threshold
+    })),
+    tcp: sections.healthTcp?.map((check) => defined({ address: check.addr, timeoutSeconds: seconds(check.timeout), intervalSeconds: seconds(check.interval), threshold: check.threshold }))
+  })
+}
+
+export function operationsConfig (read: SettingReaders, main: { host: string, port: number }, sections: FileSections = {}): OperationsConfig {
   const bool = (key: OperationsKey): boolean | undefined => {
     const raw = read.get(key)
     return raw === undefined ? undefined : read.boolean(raw)
@@ -176,7 +190,8 @@ export function operationsConfig (read: SettingReaders, main: { host: string, po
       ...(bool('health') === false ? { livePath: false, readyPath: false } : {}),
       storagedriver: defined({ enabled: bool('healthStorage'), intervalSeconds: seconds('healthStorageInterval'), threshold: int('healthStorageThreshold') }),
       redis: defined({ enabled: bool('healthRedis'), intervalSeconds: seconds('healthRedisInterval'), threshold: int('healthRedisThreshold') }),
-      ...defined({ failRequests: bool('healthFailRequests') })
+      ...defined({ failRequests: bool('healthFailRequests') }),
+      ...healthChecksOf(sections)
     },
     rateLimit: defined({
       enabled: bool('rateLimit'),

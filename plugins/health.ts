@@ -1,7 +1,7 @@
 /**
- * Liveness, readiness and dependency checks (the `health` option): storage through the driver
- * and, when the cache has one, Redis, each on its interval with a threshold of consecutive
- * failures. An unhealthy dependency fails readiness; API requests go on unless `failRequests`
+ * Liveness, readiness and dependency checks (the `health` option): storage through the driver,
+ * when the cache has one, Redis, and distribution's file, HTTP and TCP checks, each on its
+ * interval with a threshold of consecutive failures. An unhealthy dependency fails readiness; API requests go on unless `failRequests`
  * asks for distribution's behaviour (503 for every request). The checks are
  * `app.ociRegistryOperations.health`, for a host to serve `/debug/health` elsewhere.
  */
@@ -10,7 +10,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { RegistryError } from '../lib/errors.js'
 import { isPathNotFound } from '../lib/storage/driver.js'
-import { HealthChecks, type CheckDefinition } from '../lib/health/checks.js'
+import { HealthChecks, fileCheck, httpCheck, tcpCheck, type CheckDefinition } from '../lib/health/checks.js'
 import type { ResolvedHealthOptions } from '../lib/health/options.js'
 import type { RegistryOperations } from './operations.js'
 
@@ -19,6 +19,9 @@ export interface HealthPluginOptions extends ResolvedHealthOptions {
   /** Whether the cache has a shared store (Redis) to check. */
   redis: ResolvedHealthOptions['redis'] & { configured: boolean }
 }
+
+/** distribution's default interval of its file, HTTP and TCP checks. */
+const OTHER_CHECK_INTERVAL_SECONDS = 10
 
 function definitions (app: FastifyInstance, options: HealthPluginOptions): CheckDefinition[] {
   const registry = app.ociRegistry
@@ -41,6 +44,20 @@ function definitions (app: FastifyInstance, options: HealthPluginOptions): Check
   }
   if (redis.enabled && redis.configured) {
     found.push({ name: 'redis', intervalMs: redis.intervalSeconds * 1000, threshold: redis.threshold, run: async () => { await registry.cache.ping() } })
+  }
+  // distribution's other checks, named as it names them: by path, URI and address.
+  const timing = (check: { intervalSeconds?: number, timeoutSeconds?: number, threshold?: number }): { intervalMs: number, timeoutMs: number, threshold: number } => {
+    const intervalMs = (check.intervalSeconds ?? OTHER_CHECK_INTERVAL_SECONDS) * 1000
+    return { intervalMs, timeoutMs: check.timeoutSeconds === undefined ? intervalMs : check.timeoutSeconds * 1000, threshold: check.threshold ?? 1 }
+  }
+  for (const check of options.file) found.push({ name: check.path, ...timing(check), run: async () => { await fileCheck(check.path) } })
+  for (const check of options.http) {
+    const settings = timing(check)
+    found.push({ name: check.uri, ...settings, run: async () => { await httpCheck(check.uri, check.statusCode ?? 200, check.headers ?? {}, settings.timeoutMs) } })
+  }
+  for (const check of options.tcp) {
+    const settings = timing(check)
+    found.push({ name: check.address, ...settings, run: async () => { await tcpCheck(check.address, settings.timeoutMs) } })
   }
   return found
 }

@@ -47,14 +47,36 @@ export const ProxySectionSchema = Type.Object({
   exec: Type.Optional(Type.Object({ command: Type.String({ minLength: 1 }), lifetime: Type.Optional(Duration) }))
 })
 
+const CheckTiming = {
+  interval: Type.Optional(Duration),
+  threshold: Type.Optional(Type.Integer({ minimum: 1 }))
+}
+
+/** `health.file`, `health.http`, `health.tcp`: distribution's lists of checks, its keys as they are. */
+export const HealthFileSectionSchema = Type.Array(Type.Object({ file: Type.String({ minLength: 1 }), ...CheckTiming }, { additionalProperties: false }))
+export const HealthHttpSectionSchema = Type.Array(Type.Object({
+  uri: Type.String({ pattern: '^https?://' }),
+  headers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  statuscode: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+  timeout: Type.Optional(Duration),
+  ...CheckTiming
+}, { additionalProperties: false }))
+export const HealthTcpSectionSchema = Type.Array(Type.Object({ addr: Type.String({ minLength: 1 }), timeout: Type.Optional(Duration), ...CheckTiming }, { additionalProperties: false }))
+
 export interface FileSections {
   notifications?: Static<typeof NotificationsSectionSchema>
   proxy?: Static<typeof ProxySectionSchema>
+  healthFile?: Static<typeof HealthFileSectionSchema>
+  healthHttp?: Static<typeof HealthHttpSectionSchema>
+  healthTcp?: Static<typeof HealthTcpSectionSchema>
 }
 
 const SECTIONS: Array<[string, keyof FileSections, TSchema]> = [
   ['notifications', 'notifications', NotificationsSectionSchema],
-  ['proxy', 'proxy', ProxySectionSchema]
+  ['proxy', 'proxy', ProxySectionSchema],
+  ['health.file', 'healthFile', HealthFileSectionSchema],
+  ['health.http', 'healthHttp', HealthHttpSectionSchema],
+  ['health.tcp', 'healthTcp', HealthTcpSectionSchema]
 ]
 
 export interface ConfigFile {

@@ -5,12 +5,17 @@
  * a replica out of rotation. Readiness is every check healthy.
  */
 
+import { stat } from 'node:fs/promises'
+import { connect } from 'node:net'
+
 export interface CheckDefinition {
   /** As distribution names them: `storagedriver_<driver>`, `redis`. */
   name: string
   intervalMs: number
   threshold: number
-  /** Resolves when the dependency answers; a check slower than its interval fails. */
+  /** How long the check may take before it fails (default: the interval). */
+  timeoutMs?: number
+  /** Resolves when the dependency answers; a check slower than its timeout fails. */
   run: () => Promise<void>
 }
 
@@ -46,9 +51,9 @@ class PeriodicCheck {
 
   /** Runs the check once and records its result. */
   async runOnce (): Promise<void> {
-    const { run, intervalMs, threshold } = this.definition
+    const { run, intervalMs, timeoutMs, threshold } = this.definition
     try {
-      await withTimeout(run, intervalMs)
+      await withTimeout(run, timeoutMs ?? intervalMs)
       this.status.consecutiveFailures = 0
       this.status.healthy = true
       delete this.status.lastError
@@ -135,4 +140,31 @@ export class HealthChecks {
     const failures = this.failures()
     return { statusCode: Object.keys(failures).length === 0 ? 200 : 503, body: failures }
   }
+}
+
+/** distribution's file check: fails while the file exists; any other answer of stat passes. */
+export async function fileCheck (path: string): Promise<void> {
+  const exists = await stat(path).then(() => true, () => false)
+  if (exists) throw new Error('file exists')
+}
+
+/** distribution's HTTP check: a HEAD of the URI answers `statusCode`. */
+export async function httpCheck (uri: string, statusCode: number, headers: Record<string, string[]>, timeoutMs: number): Promise<void> {
+  const requestHeaders = new Headers()
+  for (const [name, values] of Object.entries(headers)) for (const value of values) requestHeaders.append(name, value)
+  const response = await fetch(uri, { method: 'HEAD', headers: requestHeaders, signal: AbortSignal.timeout(timeoutMs) })
+  if (response.status !== statusCode) throw new Error(`downstream service returned unexpected status: ${response.status}`)
+}
+
+/** distribution's TCP check: a connection to `host:port` opens (and is closed at once). */
+export async function tcpCheck (address: string, timeoutMs: number): Promise<void> {
+  const colon = address.lastIndexOf(':')
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(address.slice(colon + 1))
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({ host, port, timeout: timeoutMs })
+    socket.once('connect', () => { socket.destroy(); resolve() })
+    socket.once('timeout', () => { socket.destroy(); reject(new Error(`connection to ${address} failed: no answer within ${timeoutMs} ms`)) })
+    socket.once('error', (error) => { socket.destroy(); reject(new Error(`connection to ${address} failed: ${error.message}`)) })
+  })
 }

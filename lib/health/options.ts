@@ -1,7 +1,8 @@
 /**
  * The `health` option of the registry plugin: liveness and readiness paths, and the periodic
  * checks of the dependencies readiness depends on, with CNCF distribution's threshold of
- * consecutive failures (`health.storagedriver`: `enabled`, `interval`, `threshold`).
+ * consecutive failures (`health.storagedriver`: `enabled`, `interval`, `threshold`), and
+ * distribution's `health.file`, `health.http` and `health.tcp` checks.
  */
 
 import { Type, type Static } from '@sinclair/typebox'
@@ -14,12 +15,44 @@ const checkSchema = (what: string) => Type.Object({
 
 const Path = Type.String({ pattern: '^/[^\\s?#]*$' })
 
+const Interval = Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'Seconds between checks (default 10).' })
+const Timeout = Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'Seconds to wait for an answer (default: the interval).' })
+const Threshold = Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that make it unhealthy (default 1, as distribution).' })
+
+/** distribution's `health.file`: unhealthy while the file exists (to take a replica out of rotation). */
+export const FileCheckSchema = Type.Object({
+  path: Type.String({ minLength: 1, description: 'The file whose existence fails the check.' }),
+  intervalSeconds: Type.Optional(Interval),
+  threshold: Type.Optional(Threshold)
+}, { additionalProperties: false })
+
+/** distribution's `health.http`: a HEAD of the URI must answer the status code. */
+export const HttpCheckSchema = Type.Object({
+  uri: Type.String({ pattern: '^https?://', description: 'The URI to send HEAD requests to.' }),
+  headers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Headers of each request, each with a list of values.' })),
+  statusCode: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: 'The status expected (default 200).' })),
+  timeoutSeconds: Type.Optional(Timeout),
+  intervalSeconds: Type.Optional(Interval),
+  threshold: Type.Optional(Threshold)
+}, { additionalProperties: false })
+
+/** distribution's `health.tcp`: a connection to the address must open. */
+export const TcpCheckSchema = Type.Object({
+  address: Type.String({ pattern: '^\\S+:[0-9]{1,5}$', description: 'host:port to connect to.' }),
+  timeoutSeconds: Type.Optional(Timeout),
+  intervalSeconds: Type.Optional(Interval),
+  threshold: Type.Optional(Threshold)
+}, { additionalProperties: false })
+
 export const HealthOptionsSchema = Type.Object({
   enabled: Type.Optional(Type.Boolean({ default: false, description: 'Run the checks and serve the paths (default false).' })),
   livePath: Type.Optional(Type.Union([Path, Type.Literal(false)], { default: '/livez', description: 'Liveness: 200 while the process serves.' })),
   readyPath: Type.Optional(Type.Union([Path, Type.Literal(false)], { default: '/readyz', description: 'Readiness: 200 while every check is healthy, else 503.' })),
   storagedriver: Type.Optional(checkSchema('that storage answers through the driver')),
   redis: Type.Optional(checkSchema('that the Redis of `cache.redis` answers, when there is one')),
+  file: Type.Optional(Type.Array(FileCheckSchema, { description: 'Files whose existence makes the registry unhealthy.' })),
+  http: Type.Optional(Type.Array(HttpCheckSchema, { description: 'HTTP services that must answer.' })),
+  tcp: Type.Optional(Type.Array(TcpCheckSchema, { description: 'TCP services that must accept connections.' })),
   failRequests: Type.Optional(Type.Boolean({ default: false, description: 'Answer every API request 503 UNAVAILABLE while a check is unhealthy, as distribution does (default false: only readiness fails).' }))
 }, { additionalProperties: false, description: 'Liveness, readiness and dependency checks; see [Health and readiness](#health-and-readiness).' })
 
@@ -37,6 +70,9 @@ export interface ResolvedHealthOptions {
   readyPath: string | false
   storagedriver: CheckSettings
   redis: CheckSettings
+  file: Array<Static<typeof FileCheckSchema>>
+  http: Array<Static<typeof HttpCheckSchema>>
+  tcp: Array<Static<typeof TcpCheckSchema>>
   failRequests: boolean
 }
 
@@ -59,6 +95,9 @@ export function resolveHealthOptions (options: HealthOptions = {}): ResolvedHeal
     readyPath: options.readyPath ?? props.readyPath.default as string,
     storagedriver: resolveCheck(options.storagedriver),
     redis: resolveCheck(options.redis),
+    file: options.file ?? [],
+    http: options.http ?? [],
+    tcp: options.tcp ?? [],
     failRequests: options.failRequests ?? props.failRequests.default as boolean
   }
 }

@@ -52,7 +52,32 @@ ratelimit:
   t.same(parse([], { REGISTRY_RATELIMIT_ENABLED: 'true', REGISTRY_RATELIMIT_WINDOW: '10s' }).operations?.options.rateLimit, { enabled: true, windowSeconds: 10 })
   t.match(parse(['--health', 'false']).operations?.options.health, { enabled: true, livePath: false, readyPath: false }, 'checks still run for the debug listener')
   t.throws(() => parse(['--rate-limit-window', '0']), /^--rate-limit-window: "0" is not a duration of at least 1s/)
-  t.same(parse([], {}, 'health:\n  file:\n    - file: /tmp/x\n').notices?.unsupported, ['health.file'], 'distribution\'s other health checks are not supported, and said so')
+  const checks = [
+    'health:',
+    '  file:',
+    '    - file: /srv/out-of-rotation',
+    '      interval: 500ms',
+    '  http:',
+    '    - uri: http://127.0.0.1:9000/healthz',
+    '      headers:',
+    '        Authorization: [Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==]',
+    '      statuscode: 204',
+    '      timeout: 3s',
+    '      threshold: 3',
+    '  tcp:',
+    '    - addr: 127.0.0.1:6379',
+    '      timeout: 2s',
+    '      interval: 1m',
+    ''
+  ].join('\n')
+  const withChecks = parse([], {}, checks)
+  t.equal(withChecks.notices, undefined, 'distribution\'s file, HTTP and TCP checks are acted on')
+  t.match(withChecks.operations?.options.health, {
+    file: [{ path: '/srv/out-of-rotation', intervalSeconds: 0.5 }],
+    http: [{ uri: 'http://127.0.0.1:9000/healthz', headers: { Authorization: ['Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=='] }, statusCode: 204, timeoutSeconds: 3, threshold: 3 }],
+    tcp: [{ address: '127.0.0.1:6379', timeoutSeconds: 2, intervalSeconds: 60 }]
+  })
+  t.throws(() => parse([], {}, 'health:\n  tcp:\n    - address: 127.0.0.1:6379\n'), /health\.tcp/, 'a key distribution does not know is refused, naming the section')
 })
 
 t.test('metrics and /debug/health on the debug listener; /livez and /readyz on the main one', { timeout }, async (t) => {

@@ -6,6 +6,11 @@
 
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
+import http from 'node:http'
+import net, { type AddressInfo } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import registry, { type RegistryPluginOptions } from '../../plugins/registry.js'
 import { InMemoryDriver } from '../../lib/storage/drivers/inmemory.js'
 import { StorageUnavailableError } from '../../lib/storage/driver.js'
@@ -99,4 +104,55 @@ t.test('Redis: checked when the cache has one', async (t) => {
   const answer = await away.inject({ method: 'GET', url: '/readyz' })
   t.equal(answer.statusCode, 503, 'an unreachable Redis fails readiness')
   t.match(answer.json(), { checks: { redis: { healthy: false }, storagedriver_inmemory: { healthy: true } } })
+})
+
+t.test('distribution\'s file, HTTP and TCP checks: named by path, URI and address, unhealthy at the first failure', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'oci-health-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const outOfRotation = join(dir, 'out-of-rotation')
+  let status = 200
+  let seenHeaders: http.IncomingHttpHeaders = {}
+  const service = http.createServer((request, response) => {
+    seenHeaders = request.headers
+    response.writeHead(request.method === 'HEAD' ? status : 405).end()
+  })
+  await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { service.close() })
+  const uri = `http://127.0.0.1:${(service.address() as AddressInfo).port}/healthz`
+  const listener = net.createServer((socket) => { socket.destroy() })
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
+  const address = `127.0.0.1:${(listener.address() as AddressInfo).port}`
+
+  const { app } = await build(t, {
+    health: {
+      enabled: true,
+      storagedriver: { enabled: false },
+      file: [{ path: outOfRotation, intervalSeconds: 3600 }],
+      http: [{ uri, headers: { Authorization: ['Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=='] }, statusCode: 200, timeoutSeconds: 5, intervalSeconds: 3600 }],
+      tcp: [{ address, timeoutSeconds: 5, intervalSeconds: 3600 }]
+    }
+  })
+  const checks = app.ociRegistryOperations.health as HealthChecks
+  t.same(checks.debugHealth(), { statusCode: 200, body: {} }, 'all healthy at start')
+  t.equal(seenHeaders.authorization, 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==', 'the HTTP check sends its headers')
+
+  await writeFile(outOfRotation, '')
+  status = 503
+  await new Promise<void>((resolve) => listener.close(() => { resolve() }))
+  await checks.runAll()
+  t.same(checks.debugHealth(), {
+    statusCode: 503,
+    body: {
+      [outOfRotation]: 'file exists',
+      [uri]: 'downstream service returned unexpected status: 503',
+      [address]: checks.failures()[address]
+    }
+  }, 'each fails at its first failure (distribution\'s default threshold)')
+  t.match(checks.failures()[address], /^connection to 127\.0\.0\.1:[0-9]+ failed: /)
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503, 'readiness fails')
+
+  await rm(outOfRotation)
+  status = 200
+  await checks.runAll()
+  t.same(Object.keys(checks.failures()), [address], 'the file and HTTP checks pass again; the TCP service is still gone')
 })
