@@ -141,11 +141,13 @@ function allowList (raw: RawSetting): string[] {
   return addresses
 }
 
-/** The operations' plugin options and debug listener, from the settings; `main` is the main listener. */
+/** The value without its undefined members. */
+const defined = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T
+
 /** distribution's lists of health checks from the config file, as the plugin's `health` option has them. */
 function healthChecksOf (sections: FileSections): Pick<HealthOptions, 'file' | 'http' | 'tcp'> {
+  // The file's schema admits only durations here.
   const seconds = (duration: string | undefined): number | undefined => duration === undefined ? undefined : (parseDuration(duration) ?? 0) / 1000
-  const defined = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T
   return defined({
     file: sections.healthFile?.map((check) => defined({ path: check.file, intervalSeconds: seconds(check.interval), threshold: check.threshold })),
     http: sections.healthHttp?.map((check) => defined({
@@ -155,6 +157,7 @@ function healthChecksOf (sections: FileSections): Pick<HealthOptions, 'file' | '
   })
 }
 
+/** The operations' plugin options and debug listener, from the settings; `main` is the main listener. */
 export function operationsConfig (read: SettingReaders, main: { host: string, port: number }, sections: FileSections = {}): OperationsConfig {
   const bool = (key: OperationsKey): boolean | undefined => {
     const raw = read.get(key)
@@ -168,7 +171,6 @@ export function operationsConfig (read: SettingReaders, main: { host: string, po
     const raw = read.get(key)
     return raw === undefined ? undefined : Math.ceil(read.durationMs(key, raw) / 1000)
   }
-  const defined = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T
 
   const metricsOn = bool('metrics') ?? true
   const pathRaw = read.get('metricsPath')

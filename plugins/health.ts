@@ -1,8 +1,9 @@
 /**
  * Liveness, readiness and dependency checks (the `health` option): storage through the driver,
  * when the cache has one, Redis, and distribution's file, HTTP and TCP checks, each on its
- * interval with a threshold of consecutive failures. An unhealthy dependency fails readiness; API requests go on unless `failRequests`
- * asks for distribution's behaviour (503 for every request). The checks are
+ * interval with a threshold of consecutive failures. An unhealthy dependency fails readiness;
+ * API requests go on unless `failRequests` asks for distribution's behaviour (503 for every
+ * request). The checks are
  * `app.ociRegistryOperations.health`, for a host to serve `/debug/health` elsewhere.
  */
 
@@ -11,7 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { RegistryError } from '../lib/errors.js'
 import { isPathNotFound } from '../lib/storage/driver.js'
 import { HealthChecks, fileCheck, httpCheck, tcpCheck, type CheckDefinition } from '../lib/health/checks.js'
-import type { ResolvedHealthOptions } from '../lib/health/options.js'
+import type { CheckTiming, ResolvedHealthOptions } from '../lib/health/options.js'
 import type { RegistryOperations } from './operations.js'
 
 export interface HealthPluginOptions extends ResolvedHealthOptions {
@@ -19,9 +20,6 @@ export interface HealthPluginOptions extends ResolvedHealthOptions {
   /** Whether the cache has a shared store (Redis) to check. */
   redis: ResolvedHealthOptions['redis'] & { configured: boolean }
 }
-
-/** distribution's default interval of its file, HTTP and TCP checks. */
-const OTHER_CHECK_INTERVAL_SECONDS = 10
 
 function definitions (app: FastifyInstance, options: HealthPluginOptions): CheckDefinition[] {
   const registry = app.ociRegistry
@@ -46,18 +44,14 @@ function definitions (app: FastifyInstance, options: HealthPluginOptions): Check
     found.push({ name: 'redis', intervalMs: redis.intervalSeconds * 1000, threshold: redis.threshold, run: async () => { await registry.cache.ping() } })
   }
   // distribution's other checks, named as it names them: by path, URI and address.
-  const timing = (check: { intervalSeconds?: number, timeoutSeconds?: number, threshold?: number }): { intervalMs: number, timeoutMs: number, threshold: number } => {
-    const intervalMs = (check.intervalSeconds ?? OTHER_CHECK_INTERVAL_SECONDS) * 1000
-    return { intervalMs, timeoutMs: check.timeoutSeconds === undefined ? intervalMs : check.timeoutSeconds * 1000, threshold: check.threshold ?? 1 }
-  }
+  const timing = (check: CheckTiming): Pick<CheckDefinition, 'intervalMs' | 'timeoutMs' | 'threshold'> =>
+    ({ intervalMs: check.intervalSeconds * 1000, timeoutMs: check.timeoutSeconds * 1000, threshold: check.threshold })
   for (const check of options.file) found.push({ name: check.path, ...timing(check), run: async () => { await fileCheck(check.path) } })
   for (const check of options.http) {
-    const settings = timing(check)
-    found.push({ name: check.uri, ...settings, run: async () => { await httpCheck(check.uri, check.statusCode ?? 200, check.headers ?? {}, settings.timeoutMs) } })
+    found.push({ name: check.uri, ...timing(check), run: async () => { await httpCheck(check.uri, check.statusCode, check.headers, check.timeoutSeconds * 1000) } })
   }
   for (const check of options.tcp) {
-    const settings = timing(check)
-    found.push({ name: check.address, ...settings, run: async () => { await tcpCheck(check.address, settings.timeoutMs) } })
+    found.push({ name: check.address, ...timing(check), run: async () => { await tcpCheck(check.address, check.timeoutSeconds * 1000) } })
   }
   return found
 }

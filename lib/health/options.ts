@@ -15,9 +15,9 @@ const checkSchema = (what: string) => Type.Object({
 
 const Path = Type.String({ pattern: '^/[^\\s?#]*$' })
 
-const Interval = Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'Seconds between checks (default 10).' })
+const Interval = Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 10, description: 'Seconds between checks (default 10).' })
 const Timeout = Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'Seconds to wait for an answer (default: the interval).' })
-const Threshold = Type.Integer({ minimum: 1, maximum: 1000, description: 'Consecutive failures that make it unhealthy (default 1, as distribution).' })
+const Threshold = Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Consecutive failures that make it unhealthy (default 1, as distribution).' })
 
 /** distribution's `health.file`: unhealthy while the file exists (to take a replica out of rotation). */
 export const FileCheckSchema = Type.Object({
@@ -30,7 +30,7 @@ export const FileCheckSchema = Type.Object({
 export const HttpCheckSchema = Type.Object({
   uri: Type.String({ pattern: '^https?://', description: 'The URI to send HEAD requests to.' }),
   headers: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()), { description: 'Headers of each request, each with a list of values.' })),
-  statusCode: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: 'The status expected (default 200).' })),
+  statusCode: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, default: 200, description: 'The status expected (default 200).' })),
   timeoutSeconds: Type.Optional(Timeout),
   intervalSeconds: Type.Optional(Interval),
   threshold: Type.Optional(Threshold)
@@ -70,10 +70,23 @@ export interface ResolvedHealthOptions {
   readyPath: string | false
   storagedriver: CheckSettings
   redis: CheckSettings
-  file: Array<Static<typeof FileCheckSchema>>
-  http: Array<Static<typeof HttpCheckSchema>>
-  tcp: Array<Static<typeof TcpCheckSchema>>
+  file: Array<{ path: string } & CheckTiming>
+  http: Array<{ uri: string, headers: Record<string, string[]>, statusCode: number } & CheckTiming>
+  tcp: Array<{ address: string } & CheckTiming>
   failRequests: boolean
+}
+
+/** The timing of a file, HTTP or TCP check, defaults applied. */
+export interface CheckTiming {
+  intervalSeconds: number
+  /** The interval when not given. */
+  timeoutSeconds: number
+  threshold: number
+}
+
+function resolveTiming (check: { intervalSeconds?: number, timeoutSeconds?: number, threshold?: number }): CheckTiming {
+  const intervalSeconds = check.intervalSeconds ?? Interval.default as number
+  return { intervalSeconds, timeoutSeconds: check.timeoutSeconds ?? intervalSeconds, threshold: check.threshold ?? Threshold.default as number }
 }
 
 const props = HealthOptionsSchema.properties
@@ -95,9 +108,14 @@ export function resolveHealthOptions (options: HealthOptions = {}): ResolvedHeal
     readyPath: options.readyPath ?? props.readyPath.default as string,
     storagedriver: resolveCheck(options.storagedriver),
     redis: resolveCheck(options.redis),
-    file: options.file ?? [],
-    http: options.http ?? [],
-    tcp: options.tcp ?? [],
+    file: (options.file ?? []).map((check) => ({ path: check.path, ...resolveTiming(check) })),
+    http: (options.http ?? []).map((check) => ({
+      uri: check.uri,
+      headers: check.headers ?? {},
+      statusCode: check.statusCode ?? HttpCheckSchema.properties.statusCode.default as number,
+      ...resolveTiming(check)
+    })),
+    tcp: (options.tcp ?? []).map((check) => ({ address: check.address, ...resolveTiming(check) })),
     failRequests: options.failRequests ?? props.failRequests.default as boolean
   }
 }
